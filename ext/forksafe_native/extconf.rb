@@ -1,0 +1,55 @@
+# frozen_string_literal: true
+
+# Writes a Makefile that builds the Rust crate with cargo and installs the
+# cdylib where Ruby loads extensions. This is the part of the rb_sys gem we
+# need, without depending on it (it is not packaged for Debian).
+#
+# Make variables: CARGO (default cargo), CARGO_TARGET_DIR (default ./target,
+# removed again by `make install`, so an installed gem keeps no build output),
+# CARGO_PROFILE (default release).
+
+require "rbconfig"
+require "shellwords"
+
+crate = "forksafe_native"
+manifest = File.expand_path("Cargo.toml", __dir__)
+darwin = RbConfig::CONFIG["host_os"].include?("darwin")
+dlext = RbConfig::CONFIG["DLEXT"] # "so" on Linux, "bundle" on macOS
+cdylib = darwin ? "lib#{crate}.dylib" : "lib#{crate}.so"
+# A Ruby extension resolves the VM's symbols when it is loaded; macOS's
+# linker must be told to allow that.
+link_args = darwin ? "-C link-arg=-undefined -C link-arg=dynamic_lookup" : ""
+own_target = ENV["CARGO_TARGET_DIR"].to_s.empty?
+target_dir = own_target ? File.join(Dir.pwd, "target") : ENV["CARGO_TARGET_DIR"]
+
+File.write("Makefile", <<~MAKE)
+  CARGO ?= cargo
+  CARGO_TARGET_DIR ?= #{target_dir.shellescape}
+  CARGO_PROFILE ?= release
+  PROFILE_DIR = $(if $(filter dev,$(CARGO_PROFILE)),debug,$(CARGO_PROFILE))
+  DESTDIR ?=
+  # mkmf's convention, which RubyGems and rake-compiler both drive.
+  sitearchdir = #{RbConfig::CONFIG["sitearchdir"].shellescape}
+  target_prefix = /unicorn/forksafe
+  RUBYARCHDIR = $(sitearchdir)$(target_prefix)
+  DLLIB = #{crate}.#{dlext}
+
+  all: $(DLLIB)
+
+  # cargo knows what changed; make always asks it.
+  $(DLLIB): FORCE
+  \t$(CARGO) rustc --manifest-path #{manifest.shellescape} --lib --locked \\
+  \t\t--profile $(CARGO_PROFILE) --target-dir "$(CARGO_TARGET_DIR)" -- #{link_args}
+  \tcp "$(CARGO_TARGET_DIR)/$(PROFILE_DIR)/#{cdylib}" $@
+
+  install: $(DLLIB)
+  \tmkdir -p "$(DESTDIR)$(RUBYARCHDIR)"
+  \tcp $(DLLIB) "$(DESTDIR)$(RUBYARCHDIR)/$(DLLIB)"
+  #{"\trm -rf \"$(CARGO_TARGET_DIR)\"" if own_target}
+
+  clean:
+  \trm -f $(DLLIB)
+
+  .PHONY: all install clean FORCE
+  FORCE:
+MAKE

@@ -1,0 +1,259 @@
+//! What each socket of the process is, decided from the kernel alone.
+//!
+//! A listener has SO_ACCEPTCONN set. An accepted client is a connected
+//! stream socket whose local address is a listener's (see
+//! `SockAddr::accepted_by`), or one a server integration registered as in
+//! flight. Everything else (outbound connections, whose local port is
+//! ephemeral; socketpairs; datagram sockets) is never touched.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
+
+use crate::addr::SockAddr;
+use crate::fds::open_fds;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Listener,
+    /// Accepted from one of our listeners, or registered as in flight.
+    Client,
+    /// Any other connected stream socket: outbound, socketpair, ...
+    Connected,
+    /// A stream socket neither listening nor connected.
+    Unconnected,
+    Datagram,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Listener => "listener",
+            Kind::Client => "client",
+            Kind::Connected => "connected",
+            Kind::Unconnected => "unconnected",
+            Kind::Datagram => "datagram",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Socket {
+    pub fd: RawFd,
+    pub kind: Kind,
+    pub local: SockAddr,
+    pub remote: SockAddr,
+}
+
+/// What the kernel says of one socket, before it is compared to the others.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub fd: RawFd,
+    pub stream: bool,
+    pub listening: bool,
+    pub local: SockAddr,
+    /// None when the socket has no peer (ENOTCONN).
+    pub remote: Option<SockAddr>,
+}
+
+/// Every socket the process holds, classified. `registered` fds count as
+/// clients when they are connected stream sockets.
+pub fn sockets(registered: &[RawFd]) -> Vec<Socket> {
+    let probes = open_fds().into_iter().filter_map(probe).collect();
+    classify(probes, registered)
+}
+
+/// None when `fd` is not a socket (or not open).
+pub fn probe(fd: RawFd) -> Option<Probe> {
+    let ty = int_sockopt(fd, libc::SO_TYPE).ok()?;
+    let stream = ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET;
+    let listening = stream && int_sockopt(fd, libc::SO_ACCEPTCONN) == Ok(1);
+    let local = getsockname::<SockaddrStorage>(fd)
+        .map_or(SockAddr::Unnamed, |a| SockAddr::from_storage(&a));
+    let remote = if listening {
+        None
+    } else {
+        getpeername::<SockaddrStorage>(fd)
+            .ok()
+            .map(|a| SockAddr::from_storage(&a))
+    };
+    Some(Probe {
+        fd,
+        stream,
+        listening,
+        local,
+        remote,
+    })
+}
+
+pub fn classify(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<Socket> {
+    let listeners: Vec<SockAddr> = probes
+        .iter()
+        .filter(|p| p.listening)
+        .map(|p| p.local.clone())
+        .collect();
+    probes
+        .into_iter()
+        .map(|p| {
+            let kind = match (&p.remote, p.stream, p.listening) {
+                (_, false, _) => Kind::Datagram,
+                (_, true, true) => Kind::Listener,
+                (None, true, false) => Kind::Unconnected,
+                (Some(_), true, false) => {
+                    if registered.contains(&p.fd)
+                        || listeners.iter().any(|l| p.local.accepted_by(l))
+                    {
+                        Kind::Client
+                    } else {
+                        Kind::Connected
+                    }
+                }
+            };
+            Socket {
+                fd: p.fd,
+                kind,
+                local: p.local,
+                remote: p.remote.unwrap_or(SockAddr::Unnamed),
+            }
+        })
+        .collect()
+}
+
+fn int_sockopt(fd: RawFd, opt: libc::c_int) -> Result<libc::c_int, Errno> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value and len are valid for the kernel to write an int into.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    Errno::result(rc).map(|_| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    fn inet(s: &str) -> SockAddr {
+        SockAddr::Inet(s.parse().unwrap())
+    }
+
+    fn stream(fd: RawFd, local: SockAddr, remote: Option<SockAddr>) -> Probe {
+        Probe {
+            fd,
+            stream: true,
+            listening: false,
+            local,
+            remote,
+        }
+    }
+
+    fn listener(fd: RawFd, local: SockAddr) -> Probe {
+        Probe {
+            listening: true,
+            ..stream(fd, local, None)
+        }
+    }
+
+    fn kinds(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<(RawFd, Kind)> {
+        classify(probes, registered)
+            .into_iter()
+            .map(|s| (s.fd, s.kind))
+            .collect()
+    }
+
+    #[test]
+    fn accepted_outbound_and_unconnected() {
+        let probes = vec![
+            listener(3, inet("0.0.0.0:8080")),
+            stream(4, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:50000"))),
+            stream(5, inet("127.0.0.1:50001"), Some(inet("127.0.0.1:5432"))),
+            stream(6, inet("0.0.0.0:0"), None),
+            Probe {
+                stream: false,
+                ..stream(7, inet("127.0.0.1:53"), None)
+            },
+        ];
+        assert_eq!(
+            kinds(probes, &[]),
+            vec![
+                (3, Kind::Listener),
+                (4, Kind::Client),
+                (5, Kind::Connected),
+                (6, Kind::Unconnected),
+                (7, Kind::Datagram),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_listener_nothing_is_a_client_unless_registered() {
+        let probes = vec![
+            stream(4, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:50000"))),
+            stream(5, SockAddr::Unnamed, Some(SockAddr::Unnamed)),
+        ];
+        assert_eq!(
+            kinds(probes.clone(), &[]),
+            vec![(4, Kind::Connected), (5, Kind::Connected)]
+        );
+        assert_eq!(
+            kinds(probes, &[4, 5]),
+            vec![(4, Kind::Client), (5, Kind::Client)]
+        );
+    }
+
+    #[test]
+    fn registration_does_not_make_a_listener_or_datagram_a_client() {
+        let probes = vec![
+            listener(3, inet("127.0.0.1:80")),
+            Probe {
+                stream: false,
+                ..stream(4, inet("127.0.0.1:53"), Some(inet("127.0.0.1:9")))
+            },
+        ];
+        assert_eq!(
+            kinds(probes, &[3, 4]),
+            vec![(3, Kind::Listener), (4, Kind::Datagram)]
+        );
+    }
+
+    #[test]
+    fn unix_accepted_socket_reports_the_listener_path() {
+        let path = SockAddr::Unix(b"/tmp/app.sock".to_vec());
+        let probes = vec![
+            listener(3, path.clone()),
+            stream(4, path, Some(SockAddr::Unnamed)),
+            stream(
+                5,
+                SockAddr::Unnamed,
+                Some(SockAddr::Unix(b"/tmp/app.sock".to_vec())),
+            ),
+        ];
+        assert_eq!(
+            kinds(probes, &[]),
+            vec![(3, Kind::Listener), (4, Kind::Client), (5, Kind::Connected)]
+        );
+    }
+
+    #[test]
+    fn real_tcp_sockets() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let (accepted, _) = server.accept().unwrap();
+        let table = sockets(&[]);
+        let kind_of = |fd: RawFd| table.iter().find(|s| s.fd == fd).map(|s| s.kind);
+        assert_eq!(kind_of(server.as_raw_fd()), Some(Kind::Listener));
+        assert_eq!(kind_of(accepted.as_raw_fd()), Some(Kind::Client));
+        assert_eq!(kind_of(outbound.as_raw_fd()), Some(Kind::Connected));
+        let (reader, _writer) = nix::unistd::pipe().unwrap();
+        assert_eq!(probe(reader.as_raw_fd()), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! The process's open file descriptors, in ascending order.
+//!
+//! Linux lists `/proc/self/fd` with raw `getdents64` into a stack buffer:
+//! no allocation per entry. macOS lists `/dev/fd`. Where neither directory
+//! can be read (no /proc mounted, say) we probe every number below
+//! RLIMIT_NOFILE, bounded so an unlimited limit cannot stall a fork.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+/// The probe fallback never looks past this many numbers.
+const PROBE_CAP: u64 = 1 << 20;
+
+pub fn open_fds() -> Vec<RawFd> {
+    let mut fds = list_fd_dir().unwrap_or_else(|_| probe());
+    fds.sort_unstable();
+    fds
+}
+
+/// True when `fd` names an open file description.
+pub fn is_open(fd: RawFd) -> bool {
+    cloexec(fd).is_ok()
+}
+
+/// The descriptor's FD_CLOEXEC flag (EBADF when `fd` is not open).
+pub fn cloexec(fd: RawFd) -> Result<bool, Errno> {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let flags = Errno::result(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    Ok(flags & libc::FD_CLOEXEC != 0)
+}
+
+#[cfg(target_os = "linux")]
+fn list_fd_dir() -> Result<Vec<RawFd>, Errno> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    use std::os::fd::AsRawFd;
+
+    let dir = open(
+        "/proc/self/fd",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut fds = Vec::with_capacity(64);
+    let mut buf = [0u8; 8192];
+    loop {
+        // SAFETY: the kernel writes at most buf.len() bytes into buf.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let n = Errno::result(n)? as usize;
+        if n == 0 {
+            break;
+        }
+        parse_dirents(&buf[..n], &mut fds);
+    }
+    // The directory's own descriptor was listed too.
+    fds.retain(|&fd| fd != dir.as_raw_fd());
+    Ok(fds)
+}
+
+/// Appends the numeric names found in a `getdents64` buffer.
+///
+/// Each record is `d_ino: u64, d_off: i64, d_reclen: u16, d_type: u8`,
+/// then a NUL-terminated name. "." and ".." are not numbers and are skipped.
+#[cfg(any(target_os = "linux", test))]
+fn parse_dirents(buf: &[u8], out: &mut Vec<RawFd>) {
+    const NAME: usize = 19;
+    let mut off = 0;
+    while off + NAME <= buf.len() {
+        let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+        if reclen == 0 || off + reclen > buf.len() {
+            break;
+        }
+        let name = &buf[off + NAME..off + reclen];
+        let name = name.split(|&b| b == 0).next().unwrap_or_default();
+        if let Some(fd) = parse_fd(name) {
+            out.push(fd);
+        }
+        off += reclen;
+    }
+}
+
+fn parse_fd(name: &[u8]) -> Option<RawFd> {
+    if name.is_empty() || name.len() > 10 {
+        return None;
+    }
+    let mut fd: i64 = 0;
+    for &b in name {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        fd = fd * 10 + i64::from(b - b'0');
+    }
+    RawFd::try_from(fd).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn list_fd_dir() -> Result<Vec<RawFd>, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let entries =
+        std::fs::read_dir("/dev/fd").map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    let mut fds: Vec<RawFd> = entries
+        .filter_map(|e| e.ok().and_then(|e| parse_fd(e.file_name().as_bytes())))
+        .collect();
+    // The directory's own descriptor is closed by now; drop its number.
+    fds.retain(|&fd| is_open(fd));
+    Ok(fds)
+}
+
+fn probe() -> Vec<RawFd> {
+    use nix::sys::resource::{getrlimit, Resource};
+
+    let limit = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    let limit = limit.min(PROBE_CAP) as RawFd;
+    (0..limit).filter(|&fd| is_open(fd)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirent(name: &str) -> Vec<u8> {
+        let reclen = (19 + name.len() + 1).next_multiple_of(8);
+        let mut rec = vec![0u8; reclen];
+        rec[16..18].copy_from_slice(&(reclen as u16).to_ne_bytes());
+        rec[19..19 + name.len()].copy_from_slice(name.as_bytes());
+        rec
+    }
+
+    #[test]
+    fn parses_numeric_entries_and_skips_dots() {
+        let buf: Vec<u8> = [".", "..", "0", "1", "2", "17", "1024"]
+            .iter()
+            .flat_map(|n| dirent(n))
+            .collect();
+        let mut out = Vec::new();
+        parse_dirents(&buf, &mut out);
+        assert_eq!(out, vec![0, 1, 2, 17, 1024]);
+    }
+
+    #[test]
+    fn stops_at_a_truncated_or_zero_length_record() {
+        let mut buf = dirent("3");
+        buf.extend_from_slice(&dirent("4")[..10]);
+        let mut out = Vec::new();
+        parse_dirents(&buf, &mut out);
+        assert_eq!(out, vec![3]);
+
+        let mut out = Vec::new();
+        parse_dirents(&[0u8; 32], &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn parse_fd_rejects_non_numbers_and_overflow() {
+        assert_eq!(parse_fd(b"0"), Some(0));
+        assert_eq!(parse_fd(b"2147483647"), Some(RawFd::MAX));
+        assert_eq!(parse_fd(b"2147483648"), None);
+        assert_eq!(parse_fd(b"12345678901"), None);
+        assert_eq!(parse_fd(b""), None);
+        assert_eq!(parse_fd(b"1a"), None);
+        assert_eq!(parse_fd(b"-1"), None);
+    }
+
+    #[test]
+    fn lists_fds_this_test_holds_and_agrees_with_the_probe() {
+        use std::os::fd::AsRawFd;
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        let (r, w) = (reader.as_raw_fd(), writer.as_raw_fd());
+        let fds = open_fds();
+        assert!(fds.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(fds.contains(&r) && fds.contains(&w));
+        let probed = probe();
+        assert!(probed.contains(&r) && probed.contains(&w));
+    }
+}

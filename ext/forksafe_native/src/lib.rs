@@ -1,0 +1,246 @@
+//! Ruby bindings for `ForkSafe::Native`: the only file that knows Ruby.
+//!
+//! Every entry point converts its arguments with a message naming the bad
+//! one, runs plain Rust, and turns any panic into `ForkSafe::Error` instead
+//! of magnus's default `fatal`, which would end the VM.
+
+mod addr;
+mod classify;
+mod fds;
+mod neutralize;
+mod pass;
+
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use magnus::value::{Lazy, ReprValue};
+use magnus::{function, prelude::*, Error, ExceptionClass, Integer, RArray, RHash, Ruby, Value};
+use nix::errno::Errno;
+
+use crate::addr::SockAddr;
+use crate::classify::Socket;
+use crate::neutralize::{shutdown_both, DeadEnd};
+use crate::pass::{child_pass, PassOptions, PassReport};
+
+static FORKSAFE_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| {
+    ruby.define_module("ForkSafe")
+        .and_then(|m| m.define_error("Error", ruby.exception_standard_error()))
+        .expect("ForkSafe::Error can be defined")
+});
+
+#[magnus::init]
+fn init(ruby: &Ruby) -> Result<(), Error> {
+    let native = ruby.define_module("ForkSafe")?.define_module("Native")?;
+    ruby.get_inner(&FORKSAFE_ERROR);
+    native.define_module_function("open_fds", function!(open_fds, 0))?;
+    native.define_module_function("sockets", function!(sockets, 1))?;
+    native.define_module_function("neutralize", function!(neutralize, 1))?;
+    native.define_module_function("shutdown", function!(shutdown, 1))?;
+    native.define_module_function("child_pass", function!(pass, 3))?;
+    Ok(())
+}
+
+/// ForkSafe::Native.open_fds -> [Integer]
+fn open_fds() -> Result<Vec<RawFd>, Error> {
+    guard(|| Ok(fds::open_fds()))
+}
+
+/// ForkSafe::Native.sockets(registered) -> [{fd:, kind:, local:, remote:, cloexec:}]
+fn sockets(ruby: &Ruby, registered: Value) -> Result<RArray, Error> {
+    guard(|| {
+        let registered = fd_list(ruby, "registered", registered)?;
+        let table = ruby.ary_new();
+        for socket in classify::sockets(&registered) {
+            table.push(socket_hash(ruby, &socket)?)?;
+        }
+        Ok(table)
+    })
+}
+
+/// ForkSafe::Native.neutralize(fd_or_io) -> true
+fn neutralize(ruby: &Ruby, fd: Value) -> Result<bool, Error> {
+    guard(|| {
+        let fd = socket_arg(ruby, "fd", fd)?;
+        DeadEnd::new()
+            .and_then(|dead| dead.install_over(fd))
+            .map_err(|e| errno_error(ruby, "neutralize", "fd", fd, e))?;
+        Ok(true)
+    })
+}
+
+/// ForkSafe::Native.shutdown(fd_or_io) -> true
+fn shutdown(ruby: &Ruby, fd: Value) -> Result<bool, Error> {
+    guard(|| {
+        let fd = fd_arg(ruby, "fd", fd)?;
+        shutdown_both(fd).map_err(|e| errno_error(ruby, "shutdown", "fd", fd, e))?;
+        Ok(true)
+    })
+}
+
+/// ForkSafe::Native.child_pass(keep, release_listeners, registered) -> report
+fn pass(
+    ruby: &Ruby,
+    keep: Value,
+    release_listeners: Value,
+    registered: Value,
+) -> Result<RHash, Error> {
+    guard(|| {
+        let keep = fd_list(ruby, "keep", keep)?;
+        let registered = fd_list(ruby, "registered", registered)?;
+        let release_listeners = bool_arg(ruby, "release_listeners", release_listeners)?;
+        let report = child_pass(&PassOptions {
+            keep: &keep,
+            release_listeners,
+            registered: &registered,
+        });
+        report_hash(ruby, &report)
+    })
+}
+
+fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let ruby = Ruby::get().expect("called from a Ruby thread");
+        Err(Error::new(
+            ruby.get_inner(&FORKSAFE_ERROR),
+            format!("internal error in the native core: {msg}"),
+        ))
+    })
+}
+
+/// An Integer file descriptor, or an IO (anything with `fileno`).
+fn fd_arg(ruby: &Ruby, name: &str, value: Value) -> Result<RawFd, Error> {
+    if let Some(int) = Integer::from_value(value) {
+        return int
+            .to_i64()
+            .ok()
+            .and_then(|n| RawFd::try_from(n).ok())
+            .filter(|&fd| fd >= 0)
+            .ok_or_else(|| {
+                arg_error(
+                    ruby,
+                    format!(
+                        "{name}: {int} is not a valid file descriptor (0..{})",
+                        RawFd::MAX
+                    ),
+                )
+            });
+    }
+    if value.respond_to("fileno", false)? {
+        if value.respond_to("closed?", false)? && value.funcall::<_, _, bool>("closed?", ())? {
+            return Err(arg_error(
+                ruby,
+                format!("{name}: {} is closed", value.inspect()),
+            ));
+        }
+        let fileno: Value = value.funcall("fileno", ())?;
+        if Integer::from_value(fileno).is_none() {
+            return Err(arg_error(
+                ruby,
+                format!("{name}: {} has no file descriptor", value.inspect()),
+            ));
+        }
+        return fd_arg(ruby, name, fileno);
+    }
+    Err(Error::new(
+        ruby.exception_type_error(),
+        format!(
+            "{name}: expected an Integer file descriptor or an IO, got {}",
+            value.class()
+        ),
+    ))
+}
+
+/// Like `fd_arg`, and the descriptor must be an open socket.
+fn socket_arg(ruby: &Ruby, name: &str, value: Value) -> Result<RawFd, Error> {
+    let fd = fd_arg(ruby, name, value)?;
+    match classify::probe(fd) {
+        Some(_) => Ok(fd),
+        None if fds::is_open(fd) => Err(errno_error(ruby, "use", name, fd, Errno::ENOTSOCK)),
+        None => Err(errno_error(ruby, "use", name, fd, Errno::EBADF)),
+    }
+}
+
+fn fd_list(ruby: &Ruby, name: &str, value: Value) -> Result<Vec<RawFd>, Error> {
+    let Some(array) = RArray::from_value(value) else {
+        return Err(Error::new(
+            ruby.exception_type_error(),
+            format!(
+                "{name}: expected an Array of file descriptors or IOs, got {}",
+                value.class()
+            ),
+        ));
+    };
+    array
+        .into_iter()
+        .map(|item| fd_arg(ruby, &format!("{name} element"), item))
+        .collect()
+}
+
+fn bool_arg(ruby: &Ruby, name: &str, value: Value) -> Result<bool, Error> {
+    if value.is_kind_of(ruby.class_true_class()) {
+        Ok(true)
+    } else if value.is_kind_of(ruby.class_false_class()) {
+        Ok(false)
+    } else {
+        Err(Error::new(
+            ruby.exception_type_error(),
+            format!("{name}: expected true or false, got {}", value.inspect()),
+        ))
+    }
+}
+
+fn arg_error(ruby: &Ruby, msg: String) -> Error {
+    Error::new(ruby.exception_arg_error(), msg)
+}
+
+/// A caller's mistake (not open, not a socket) is an ArgumentError naming
+/// the argument; anything else the system refused is ForkSafe::Error.
+fn errno_error(ruby: &Ruby, op: &str, name: &str, fd: RawFd, e: Errno) -> Error {
+    match e {
+        Errno::EBADF => arg_error(ruby, format!("{name}: {fd} is not an open file descriptor")),
+        Errno::ENOTSOCK => arg_error(ruby, format!("{name}: {fd} is not a socket")),
+        e => Error::new(
+            ruby.get_inner(&FORKSAFE_ERROR),
+            format!("cannot {op} {name} {fd}: {} ({e:?})", e.desc()),
+        ),
+    }
+}
+
+fn socket_hash(ruby: &Ruby, socket: &Socket) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.aset(ruby.to_symbol("fd"), socket.fd)?;
+    hash.aset(ruby.to_symbol("kind"), ruby.to_symbol(socket.kind.name()))?;
+    hash.aset(ruby.to_symbol("local"), addr_value(ruby, &socket.local))?;
+    hash.aset(ruby.to_symbol("remote"), addr_value(ruby, &socket.remote))?;
+    hash.aset(ruby.to_symbol("cloexec"), fds::cloexec(socket.fd).ok())?;
+    Ok(hash)
+}
+
+fn addr_value(ruby: &Ruby, addr: &SockAddr) -> Value {
+    match addr {
+        SockAddr::Unnamed => ruby.qnil().as_value(),
+        addr => ruby.str_new(&addr.to_string()).as_value(),
+    }
+}
+
+fn report_hash(ruby: &Ruby, report: &PassReport) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.aset(ruby.to_symbol("clients"), report.clients.clone())?;
+    hash.aset(ruby.to_symbol("listeners"), report.listeners.clone())?;
+    hash.aset(ruby.to_symbol("kept"), report.kept.clone())?;
+    hash.aset(
+        ruby.to_symbol("dead_end"),
+        report.dead_end.map(|kind| ruby.to_symbol(kind.name())),
+    )?;
+    let failed = ruby.hash_new();
+    for (fd, e) in &report.failed {
+        failed.aset(*fd, format!("{e:?}: {}", e.desc()))?;
+    }
+    hash.aset(ruby.to_symbol("failed"), failed)?;
+    Ok(hash)
+}

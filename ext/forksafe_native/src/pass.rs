@@ -1,0 +1,92 @@
+//! The child's whole pass after fork: one enumeration, one classification,
+//! one dead end shared by every descriptor it neutralizes.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use crate::classify::{sockets, Kind, Socket};
+use crate::neutralize::{DeadEnd, DeadEndKind};
+
+#[derive(Debug, Default)]
+pub struct PassOptions<'a> {
+    /// Sockets handed to the child on purpose: never touched.
+    pub keep: &'a [RawFd],
+    /// Neutralize listeners too (the fork is app code, not the server's).
+    pub release_listeners: bool,
+    /// Sockets a server integration registered as in flight.
+    pub registered: &'a [RawFd],
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub clients: Vec<RawFd>,
+    pub listeners: Vec<RawFd>,
+    /// Sockets that would have been neutralized but were kept.
+    pub kept: Vec<RawFd>,
+    /// None when there was nothing to neutralize.
+    pub dead_end: Option<DeadEndKind>,
+    /// Descriptors that could not be neutralized, with why.
+    pub failed: Vec<(RawFd, Errno)>,
+}
+
+pub fn child_pass(opts: &PassOptions) -> PassReport {
+    let mut report = PassReport::default();
+    let targets: Vec<Socket> = sockets(opts.registered)
+        .into_iter()
+        .filter(|s| is_target(s.kind, opts.release_listeners))
+        .filter(|s| {
+            let kept = opts.keep.contains(&s.fd);
+            if kept {
+                report.kept.push(s.fd);
+            }
+            !kept
+        })
+        .collect();
+    let Some(first) = targets.first() else {
+        return report;
+    };
+    let dead = DeadEnd::new().or_else(|e| match e {
+        Errno::EMFILE | Errno::ENFILE => DeadEnd::in_place_of(first.fd),
+        e => Err(e),
+    });
+    let dead = match dead {
+        Ok(dead) => dead,
+        Err(e) => {
+            report.failed = targets.iter().map(|s| (s.fd, e)).collect();
+            return report;
+        }
+    };
+    report.dead_end = Some(dead.kind());
+    for socket in &targets {
+        match dead.install_over(socket.fd) {
+            Ok(()) if socket.kind == Kind::Listener => report.listeners.push(socket.fd),
+            Ok(()) => report.clients.push(socket.fd),
+            Err(e) => report.failed.push((socket.fd, e)),
+        }
+    }
+    report
+}
+
+fn is_target(kind: Kind, release_listeners: bool) -> bool {
+    match kind {
+        Kind::Client => true,
+        Kind::Listener => release_listeners,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_follow_the_policy() {
+        assert!(is_target(Kind::Client, false));
+        assert!(!is_target(Kind::Listener, false));
+        assert!(is_target(Kind::Listener, true));
+        for kind in [Kind::Connected, Kind::Unconnected, Kind::Datagram] {
+            assert!(!is_target(kind, true));
+        }
+    }
+}
