@@ -28,4 +28,5 @@ Gem::Specification.new do |spec|
   ]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/forksafe_native/extconf.rb"]
+  spec.metadata["rubygems_mfa_required"] = "true"
 end

@@ -1,0 +1,53 @@
+# frozen_string_literal: true
+
+module Support
+  # Real sockets on loopback, closed after each example.
+  module Sockets
+    def track(*ios)
+      (@tracked_ios ||= []).concat(ios)
+      ios.size == 1 ? ios.first : ios
+    end
+
+    def close_tracked
+      (@tracked_ios || []).each { |io| io.close unless io.closed? }
+    end
+
+    # [listener, outbound (client side), accepted (server side)]
+    def tcp_connection(host = "127.0.0.1", bind: host)
+      listener = track(TCPServer.new(bind, 0))
+      outbound = track(TCPSocket.new(host, listener.addr[1]))
+      [listener, outbound, track(listener.accept)]
+    end
+
+    def unix_connection(dir)
+      path = File.join(dir, "app.sock")
+      listener = track(UNIXServer.new(path))
+      outbound = track(UNIXSocket.new(path))
+      [listener, outbound, track(listener.accept)]
+    end
+
+    # Seconds until `io` reports EOF, or nil if it has not within `limit`.
+    def seconds_to_eof(io, limit:)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      loop do
+        remaining = limit - (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
+        return nil if remaining <= 0 || !io.wait_readable(remaining)
+
+        io.read_nonblock(4096)
+      rescue EOFError, Errno::ECONNRESET
+        return Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+      end
+    end
+
+    def kind_of_fd(io, registered: [])
+      row = ForkSafe::Native.sockets(registered).find { |s| s[:fd] == io.fileno }
+      row && row[:kind]
+    end
+
+    def ipv6_loopback?
+      Socket.ip_address_list.any?(&:ipv6_loopback?) && TCPServer.new("::1", 0).close.nil?
+    rescue SystemCallError
+      false
+    end
+  end
+end
