@@ -11,6 +11,15 @@ RSpec.configure do |config|
   config.include Support::Sockets
   config.disable_monkey_patching!
   config.order = :random
+  # spec/native tests the native core alone: no hook acting on their forks.
+  config.define_derived_metadata(file_path: %r{/spec/native/}) { |meta| meta[:without_hook] = true }
+  config.around(:each, :without_hook) do |example|
+    ForkSafe.config.fork_hook = false
+    example.run
+  ensure
+    ForkSafe.config.fork_hook = true
+  end
+
   config.after do
     reap_children
     close_tracked

@@ -1,13 +1,8 @@
 # frozen_string_literal: true
 
-require_relative "forksafe/version"
-
-# Makes fork inside a running web server safe for the server's clients.
-# See README.md for the problem and the policy.
-module ForkSafe
-  # Raised when the system refuses an operation; bad arguments raise
-  # ArgumentError or TypeError naming the argument.
-  class Error < StandardError; end
-end
-
-require_relative "forksafe/forksafe_native"
+# require "unicorn/forksafe": the native core, the policy, and the fork hook
+# that applies it to every fork. require "unicorn/forksafe/fork" instead for
+# ForkSafe.fork alone, with no hook.
+require_relative "forksafe/core"
+require_relative "forksafe/fork"
+require_relative "forksafe/fork_hook"

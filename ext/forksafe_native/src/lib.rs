@@ -33,6 +33,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = ruby.define_module("ForkSafe")?.define_module("Native")?;
     ruby.get_inner(&FORKSAFE_ERROR);
     native.define_module_function("open_fds", function!(open_fds, 0))?;
+    native.define_module_function("fds", function!(fds_of, 2))?;
     native.define_module_function("sockets", function!(sockets, 1))?;
     native.define_module_function("neutralize", function!(neutralize, 1))?;
     native.define_module_function("shutdown", function!(shutdown, 1))?;
@@ -43,6 +44,12 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 /// ForkSafe::Native.open_fds -> [Integer]
 fn open_fds() -> Result<Vec<RawFd>, Error> {
     guard(|| Ok(fds::open_fds()))
+}
+
+/// ForkSafe::Native.fds(ios_or_fds, name) -> [Integer]: the conversion every
+/// call here makes, for Ruby to check arguments before it forks.
+fn fds_of(ruby: &Ruby, values: Value, name: String) -> Result<Vec<RawFd>, Error> {
+    guard(|| fd_list(ruby, &name, values))
 }
 
 /// ForkSafe::Native.sockets(registered) -> [{fd:, kind:, local:, remote:, cloexec:}]

@@ -1,0 +1,163 @@
+# frozen_string_literal: true
+
+require "set"
+require_relative "version"
+require_relative "forksafe_native"
+require_relative "configuration"
+
+# Makes fork inside a running web server safe for the server's clients.
+#
+# The policy lives here; the kernel work is ForkSafe::Native's. Requiring
+# this file alone installs no fork hook: only ForkSafe.fork is made safe.
+module ForkSafe
+  # Raised when the system refuses an operation; bad arguments raise
+  # ArgumentError or TypeError naming the argument.
+  class Error < StandardError; end
+
+  @config = Configuration.new
+  @stats = { forks: 0, clients_neutralized: 0, listeners_released: 0 }
+  @in_flight = Hash.new(0) # fd => how many requests registered it
+  @handed_off = Set.new    # fds given to a child with keep: (no shutdown)
+  @lock = Mutex.new
+  @pass_pid = nil
+  @last_pass = nil
+
+  class << self
+    attr_reader :config
+
+    # The report of this process's own pass, if it is a forked child:
+    # {clients:, listeners:, kept:, dead_end:, failed:, seconds:}.
+    attr_reader :last_pass
+
+    def configure
+      yield config
+    end
+
+    # Counters of this process: forks it made, and what its own pass
+    # neutralized (a child's pass runs in the child, so it counts there).
+    def stats
+      @lock.synchronize { @stats.dup }
+    end
+
+    # The process's sockets as the kernel classifies them.
+    def sockets
+      Native.sockets(in_flight_fds)
+    end
+
+    # Marks the current thread as serving a request while the block runs:
+    # forks from it are app code, and release listeners. `socket` is the
+    # request's connection, neutralized in any child even when no listener
+    # explains it.
+    def request(socket = nil, &)
+      fd = socket && Native.fds([socket], "socket").first
+      register(fd) if fd
+      marked(:forksafe_request, &)
+    ensure
+      unregister(fd) if fd
+    end
+
+    # Marks forks made in the block as the server's own (master spawning a
+    # worker): the child keeps the listeners.
+    def server_fork(&)
+      marked(:forksafe_server_fork, &)
+    end
+
+    # True once for a socket handed to a child with keep:, which the server
+    # must close without shutdown so the child's connection survives.
+    def handed_off?(io)
+      @lock.synchronize { !@handed_off.delete?(io.fileno).nil? }
+    end
+
+    # The child's side of a fork: one native pass, at most once per process.
+    # Called by the fork hook and by ForkSafe.fork, before any app code.
+    def after_fork_in_child
+      return if @pass_pid == Process.pid
+
+      @pass_pid = Process.pid
+      report = timed_pass
+      forget_parent_state(report)
+      warn_failures(report)
+      log_pass(report)
+    rescue StandardError => e
+      config.logger.warn("forksafe: child #{Process.pid} pass failed: #{e.class}: #{e.message}")
+    end
+
+    # The parent's side: constant-time bookkeeping only.
+    def after_fork_in_parent
+      @lock.synchronize { @stats[:forks] += 1 }
+    end
+
+    private
+
+    def timed_pass
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      report = Native.child_pass(child_keep, release_listeners?, in_flight_fds)
+      report.merge(seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
+    end
+
+    def marked(key)
+      previous = Thread.current[key]
+      Thread.current[key] = true
+      yield
+    ensure
+      Thread.current[key] = previous
+    end
+
+    def register(fd)
+      @lock.synchronize { @in_flight[fd] += 1 }
+    end
+
+    def unregister(fd)
+      @lock.synchronize do
+        @in_flight[fd] -= 1
+        @in_flight.delete(fd) if @in_flight[fd] <= 0
+      end
+    end
+
+    def in_flight_fds
+      @lock.synchronize { @in_flight.keys }
+    end
+
+    def child_keep
+      Thread.current[:forksafe_fork]&.fetch(:keep) || []
+    end
+
+    # App code (ForkSafe.fork, or a fork while serving a request) releases
+    # listeners; the server's own forks, and forks nobody marked, keep them.
+    def release_listeners?
+      options = Thread.current[:forksafe_fork]
+      return options[:release_listeners] if options
+      return false if Thread.current[:forksafe_server_fork]
+
+      Thread.current[:forksafe_request] ? true : false
+    end
+
+    # The child starts with a fresh lock (the parent's may have been held by
+    # a thread that does not exist here) and its own counters.
+    def forget_parent_state(report)
+      @lock = Mutex.new
+      @in_flight = Hash.new(0)
+      @handed_off = Set.new
+      @last_pass = report
+      @stats = { forks: 0, clients_neutralized: report[:clients].size,
+                 listeners_released: report[:listeners].size }
+    end
+
+    def warn_failures(report)
+      return if report[:failed].empty?
+
+      config.logger.warn("forksafe: child #{Process.pid} could not neutralize #{report[:failed].inspect}")
+    end
+
+    def log_pass(report)
+      return unless config.debug
+
+      config.logger.info(
+        format("forksafe: child %<pid>d of %<ppid>d: neutralized clients %<clients>p, " \
+               "released listeners %<listeners>p, kept %<kept>p in %<us>.0fus",
+               pid: Process.pid, ppid: Process.ppid, us: report[:seconds] * 1e6,
+               **report.slice(:clients, :listeners, :kept))
+      )
+    end
+  end
+end

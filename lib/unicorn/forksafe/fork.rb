@@ -1,0 +1,99 @@
+# frozen_string_literal: true
+
+require_relative "core"
+
+# ForkSafe.fork: the explicit form, safe with or without the fork hook.
+module ForkSafe
+  LISTENER_POLICIES = %i[release keep].freeze
+
+  class << self
+    # Same contract as Process.fork. keep: sockets the child may use (they
+    # stay open in it, and the server closes them without shutdown);
+    # listeners: :release (default: app code must not hold the port) or
+    # :keep; detach: true leaves no zombie (double fork; the pid returned
+    # is the process running the block).
+    def fork(keep: [], listeners: :release, detach: false, &block)
+      options = fork_options(keep, listeners, detach)
+      @lock.synchronize { @handed_off.merge(options[:keep]) }
+      with_fork_options(options) do
+        detach ? detached_fork(&block) : safe_fork(&block)
+      end
+    end
+
+    private
+
+    def fork_options(keep, listeners, detach)
+      unless LISTENER_POLICIES.include?(listeners)
+        raise ArgumentError, "listeners: must be :release or :keep, got #{listeners.inspect}"
+      end
+      raise ArgumentError, "detach: must be true or false, got #{detach.inspect}" unless [true, false].include?(detach)
+
+      { keep: Native.fds(Array(keep), "keep"), release_listeners: listeners == :release }
+    end
+
+    def with_fork_options(options)
+      previous = Thread.current[:forksafe_fork]
+      Thread.current[:forksafe_fork] = options
+      yield
+    ensure
+      Thread.current[:forksafe_fork] = previous
+    end
+
+    # Runs the pass here too, so ForkSafe.fork is safe without the hook.
+    def safe_fork(&block)
+      if block
+        Process.fork do
+          after_fork_in_child
+          block.call
+        end
+      else
+        Process.fork.tap { |pid| after_fork_in_child unless pid }
+      end
+    end
+
+    # The middle process forks the real child, reports its pid and exits at
+    # once, so we reap it now and the real child is reparented: no zombie,
+    # no waiter thread. Only the middle holds the pipe's write end, so the
+    # parent's read ends when the middle exits.
+    def detached_fork(&)
+      reader, writer = IO.pipe
+      middle = safe_fork
+      return report_grandchild(reader, writer, &) unless middle
+
+      writer.close
+      reply = reader.read
+      Process.wait(middle)
+      grandchild_pid(reply)
+    ensure
+      [reader, writer].each { |io| io.close unless io.closed? }
+    end
+
+    # In the middle process. Returns only in a blockless grandchild.
+    def report_grandchild(reader, writer, &block)
+      reader.close
+      pid = safe_fork(&grandchild(writer, block))
+      return nil unless pid
+
+      writer.write(pid.to_s)
+      exit!(0)
+    rescue SystemCallError => e
+      writer.write("errno:#{e.errno}")
+      exit!(1)
+    end
+
+    # The grandchild must not hold the write end while its block runs, or
+    # the parent would read until the block ended.
+    def grandchild(writer, block)
+      block && proc do
+        writer.close
+        block.call
+      end
+    end
+
+    def grandchild_pid(reply)
+      raise SystemCallError.new("fork", Integer(reply.delete_prefix("errno:"))) if reply.start_with?("errno:")
+
+      Integer(reply, exception: false) || raise(Error, "detached fork failed: the middle process reported nothing")
+    end
+  end
+end
