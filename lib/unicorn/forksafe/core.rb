@@ -1,9 +1,9 @@
 # frozen_string_literal: true
 
-require "set"
 require_relative "version"
 require_relative "forksafe_native"
 require_relative "configuration"
+require_relative "registry"
 
 # Makes fork inside a running web server safe for the server's clients.
 #
@@ -16,8 +16,7 @@ module ForkSafe
 
   @config = Configuration.new
   @stats = { forks: 0, clients_neutralized: 0, listeners_released: 0 }
-  @in_flight = Hash.new(0) # fd => how many requests registered it
-  @handed_off = Set.new    # fds given to a child with keep: (no shutdown)
+  @registry = Registry.new
   @lock = Mutex.new
   @pass_pid = nil
   @last_pass = nil
@@ -41,7 +40,7 @@ module ForkSafe
 
     # The process's sockets as the kernel classifies them.
     def sockets
-      Native.sockets(in_flight_fds)
+      Native.sockets(@registry.in_flight)
     end
 
     # Marks the current thread as serving a request while the block runs:
@@ -50,10 +49,10 @@ module ForkSafe
     # explains it.
     def request(socket = nil, &)
       fd = socket && Native.fds([socket], "socket").first
-      register(fd) if fd
+      @registry.register(fd) if fd
       marked(:forksafe_request, &)
     ensure
-      unregister(fd) if fd
+      @registry.unregister(fd) if fd
     end
 
     # Marks forks made in the block as the server's own (master spawning a
@@ -65,7 +64,7 @@ module ForkSafe
     # True once for a socket handed to a child with keep:, which the server
     # must close without shutdown so the child's connection survives.
     def handed_off?(io)
-      @lock.synchronize { !@handed_off.delete?(io.fileno).nil? }
+      @registry.handed_off?(io.fileno)
     end
 
     # The child's side of a fork: one native pass, at most once per process.
@@ -91,7 +90,7 @@ module ForkSafe
 
     def timed_pass
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      report = Native.child_pass(child_keep, release_listeners?, in_flight_fds)
+      report = Native.child_pass(child_keep, release_listeners?, @registry.in_flight)
       report.merge(seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
     end
 
@@ -101,21 +100,6 @@ module ForkSafe
       yield
     ensure
       Thread.current[key] = previous
-    end
-
-    def register(fd)
-      @lock.synchronize { @in_flight[fd] += 1 }
-    end
-
-    def unregister(fd)
-      @lock.synchronize do
-        @in_flight[fd] -= 1
-        @in_flight.delete(fd) if @in_flight[fd] <= 0
-      end
-    end
-
-    def in_flight_fds
-      @lock.synchronize { @in_flight.keys }
     end
 
     def child_keep
@@ -136,8 +120,7 @@ module ForkSafe
     # a thread that does not exist here) and its own counters.
     def forget_parent_state(report)
       @lock = Mutex.new
-      @in_flight = Hash.new(0)
-      @handed_off = Set.new
+      @registry = Registry.new
       @last_pass = report
       @stats = { forks: 0, clients_neutralized: report[:clients].size,
                  listeners_released: report[:listeners].size }

@@ -14,7 +14,7 @@ module ForkSafe
     # is the process running the block).
     def fork(keep: [], listeners: :release, detach: false, &block)
       options = fork_options(keep, listeners, detach)
-      @lock.synchronize { @handed_off.merge(options[:keep]) }
+      @registry.hand_off(options[:keep])
       with_fork_options(options) do
         detach ? detached_fork(&block) : safe_fork(&block)
       end

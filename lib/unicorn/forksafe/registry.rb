@@ -1,0 +1,41 @@
+# frozen_string_literal: true
+
+require "set"
+
+module ForkSafe
+  # The sockets a process knows more about than the kernel can tell: those
+  # in flight in a request (clients even if no listener explains them), and
+  # those handed to a child with keep: (closed without shutdown, so the
+  # child's connection survives). Thread-safe; a child starts a new one.
+  class Registry
+    def initialize
+      @lock = Mutex.new
+      @in_flight = Hash.new(0) # fd => requests that registered it
+      @handed_off = Set.new
+    end
+
+    def register(fd)
+      @lock.synchronize { @in_flight[fd] += 1 }
+    end
+
+    def unregister(fd)
+      @lock.synchronize do
+        @in_flight[fd] -= 1
+        @in_flight.delete(fd) unless @in_flight[fd].positive?
+      end
+    end
+
+    def in_flight
+      @lock.synchronize { @in_flight.keys }
+    end
+
+    def hand_off(fds)
+      @lock.synchronize { @handed_off.merge(fds) }
+    end
+
+    # True once per hand-off: the close that asks is the one that ends it.
+    def handed_off?(fd)
+      @lock.synchronize { !@handed_off.delete?(fd).nil? }
+    end
+  end
+end
