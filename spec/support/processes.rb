@@ -5,8 +5,9 @@ module Support
   # after each example, so no test leaves a process behind.
   module Processes
     # Forks a child running the block; the child never runs at_exit hooks.
-    def child(&block)
-      pid = Process.fork do
+    # `via` is the fork to use (Process.fork, ForkSafe.fork with options).
+    def child(via: Process.method(:fork), &block)
+      pid = via.call do
         block.call
         exit!(0)
       rescue Exception => e # rubocop:disable Lint/RescueException
@@ -19,9 +20,9 @@ module Support
 
     # Runs the block in a child and returns what it returned (marshaled
     # through a pipe), raising if the child failed.
-    def in_child(&block)
+    def in_child(via: Process.method(:fork), &block)
       reader, writer = IO.pipe
-      pid = child do
+      pid = child(via:) do
         reader.close
         writer.write(Marshal.dump(block.call))
       end
@@ -35,6 +36,21 @@ module Support
     def expect_success(pid)
       _, status = Process.wait2(children.delete(pid))
       raise "child exited with #{status.inspect}" unless status.success?
+    end
+
+    # Forks a child that sleeps, and returns once its block runs: after the
+    # child's pass, like an orphan found seconds later.
+    def running_child(via: Process.method(:fork), seconds: 6)
+      reader, writer = IO.pipe
+      pid = child(via:) do
+        reader.close
+        writer.close
+        sleep seconds
+      end
+      writer.close
+      reader.read # EOF once the child closed its copy
+      reader.close
+      pid
     end
 
     def children

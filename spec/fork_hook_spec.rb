@@ -1,0 +1,130 @@
+# frozen_string_literal: true
+
+require "tempfile"
+
+RSpec.describe "the Process._fork hook" do
+  def port_refused?(port)
+    track(TCPSocket.new("127.0.0.1", port))
+    false
+  rescue Errno::ECONNREFUSED
+    true
+  end
+
+  it "makes a plain fork end its reference to client connections" do
+    _listener, outbound, accepted = tcp_connection
+    running_child
+    accepted.close
+    expect(seconds_to_eof(outbound, limit: 3)).to be < 1
+  end
+
+  it "is what fixes it: with the hook off, the client waits for the child" do
+    ForkSafe.config.fork_hook = false
+    _listener, outbound, accepted = tcp_connection
+    running_child
+    accepted.close
+    expect(seconds_to_eof(outbound, limit: 1.5)).to be_nil
+  ensure
+    ForkSafe.config.fork_hook = true
+  end
+
+  it "covers IO.popen(\"-\") children" do
+    _listener, outbound, accepted = tcp_connection
+    io = IO.popen("-", "r+")
+    if io.nil?
+      $stdout.write(kind_of_fd(accepted).inspect)
+      $stdout.close
+      sleep 6
+      exit!(0)
+    end
+    children << io.pid
+    expect(io.read).to eq(":connected")
+    accepted.close
+    expect(seconds_to_eof(outbound, limit: 3)).to be < 1
+    io.close
+  end
+
+  it "keeps listeners in forks nobody marked (a server's own, unknown)" do
+    listener, = tcp_connection
+    port = listener.addr[1]
+    running_child
+    listener.close
+    expect(port_refused?(port)).to be(false)
+  end
+
+  it "releases listeners in forks made while serving a request" do
+    listener, = tcp_connection
+    port = listener.addr[1]
+    ForkSafe.request { running_child }
+    listener.close
+    expect(port_refused?(port)).to be(true)
+  end
+
+  it "keeps listeners in the server's own forks, even inside a request" do
+    listener, = tcp_connection
+    port = listener.addr[1]
+    ForkSafe.request { ForkSafe.server_fork { running_child } }
+    listener.close
+    expect(port_refused?(port)).to be(false)
+  end
+
+  it "neutralizes a request's registered socket that no listener explains" do
+    listener, outbound, accepted = tcp_connection
+    listener.close
+    ForkSafe.request(accepted) { running_child }
+    accepted.close
+    expect(seconds_to_eof(outbound, limit: 3)).to be < 1
+  end
+
+  it "leaves the child's outbound connections, pipes and log files working" do
+    server, = tcp_connection
+    database = track(TCPSocket.new("127.0.0.1", server.addr[1]))
+    database_side = track(server.accept)
+    Tempfile.create("forksafe-log") do |log|
+      reader, writer = track(*IO.pipe)
+      ForkSafe.request do
+        in_child do
+          database.write("SELECT 1")
+          writer.write("pipe ok")
+          log.write("log ok")
+          log.flush
+          nil
+        end
+      end
+      expect(File.read(log.path)).to eq("log ok")
+      writer.close
+      expect(reader.read).to eq("pipe ok")
+    end
+    expect(database_side.readpartial(100)).to eq("SELECT 1")
+  end
+
+  it "is installed once, however often the gem is loaded" do
+    load File.expand_path("../lib/unicorn/forksafe/fork_hook.rb", __dir__)
+    expect(Process.singleton_class.ancestors.count(ForkSafe::ForkHook)).to eq(1)
+  end
+
+  it "counts the forks it sees in the parent" do
+    before = ForkSafe.stats[:forks]
+    in_child { nil }
+    expect(ForkSafe.stats[:forks]).to eq(before + 1)
+  end
+
+  it "logs one line per child pass when debug is on" do
+    Tempfile.create("forksafe-debug") do |file|
+      logger = ForkSafe.config.logger
+      ForkSafe.configure do |c|
+        c.debug = true
+        c.logger = Logger.new(file.path)
+      end
+      _listener, _outbound, accepted = tcp_connection
+      pid = in_child { Process.pid }
+      expect(File.read(file.path)).to match(
+        /forksafe: child #{pid} of #{Process.pid}: neutralized clients \[#{accepted.fileno}\], released listeners \[\]/
+      )
+    ensure
+      ForkSafe.configure do |c|
+        c.debug = false
+        c.logger = logger
+      end
+    end
+  end
+end

@@ -1,0 +1,129 @@
+# frozen_string_literal: true
+
+RSpec.describe "ForkSafe.fork" do
+  def wait_status(pid)
+    children.delete(pid)
+    Process.wait2(pid).last
+  end
+
+  it "keeps Process.fork's contract: pid in the parent, the block's exit status" do
+    expect(wait_status(ForkSafe.fork { exit 3 }).exitstatus).to eq(3)
+    expect(wait_status(ForkSafe.fork { $stderr.reopen(File::NULL) && raise("boom") }).exitstatus).to eq(1)
+    expect(wait_status(ForkSafe.fork { nil }).exitstatus).to eq(0)
+  end
+
+  it "returns nil in a blockless child, which is made safe too" do
+    _listener, outbound, accepted = tcp_connection
+    reader, writer = IO.pipe
+    pid = ForkSafe.fork
+    if pid.nil?
+      writer.write(kind_of_fd(accepted).inspect)
+      sleep 6
+      exit!(0)
+    end
+    children << pid
+    writer.close
+    expect(reader.readpartial(100)).to eq(":connected")
+    accepted.close
+    expect(seconds_to_eof(outbound, limit: 3)).to be < 1
+  end
+
+  it "ends the child's reference to client connections: the client gets EOF while the child lives" do
+    _listener, outbound, accepted = tcp_connection
+    children << ForkSafe.fork { sleep 6 }
+    accepted.close
+    expect(seconds_to_eof(outbound, limit: 3)).to be < 1
+  end
+
+  it "releases listeners by default: once the parent closes its own, the port refuses" do
+    listener, = tcp_connection
+    port = listener.addr[1]
+    running_child(via: ForkSafe.method(:fork))
+    listener.close
+    expect { TCPSocket.new("127.0.0.1", port) }.to raise_error(Errno::ECONNREFUSED)
+  end
+
+  it "keeps listeners with listeners: :keep" do
+    listener, = tcp_connection
+    port = listener.addr[1]
+    running_child(via: ->(&b) { ForkSafe.fork(listeners: :keep, &b) })
+    listener.close
+    expect { track(TCPSocket.new("127.0.0.1", port)) }.not_to raise_error
+  end
+
+  it "hands keep: sockets to the child, which can still talk to the client" do
+    _listener, outbound, accepted = tcp_connection
+    children << ForkSafe.fork(keep: [accepted]) do
+      accepted.write("from the child")
+      accepted.close
+    end
+    expect(ForkSafe.handed_off?(accepted)).to be(true)
+    expect(ForkSafe.handed_off?(accepted)).to be(false)
+    accepted.close
+    expect(outbound.read).to eq("from the child")
+  end
+
+  it "detach: true returns the pid running the block and leaves no child to reap" do
+    reader, writer = IO.pipe
+    pid = ForkSafe.fork(detach: true) do
+      writer.write(Process.pid.to_s)
+      sleep 3
+    end
+    writer.close
+    expect(reader.read(pid.to_s.size)).to eq(pid.to_s)
+    expect { Process.wait(-1, Process::WNOHANG) }.to raise_error(Errno::ECHILD)
+    Process.kill(:KILL, pid)
+  end
+
+  it "detach: true without a block returns nil in the detached child" do
+    reader, writer = IO.pipe
+    pid = ForkSafe.fork(detach: true)
+    if pid.nil?
+      writer.write("detached #{Process.pid}")
+      exit!(0)
+    end
+    writer.close
+    expect(reader.read).to eq("detached #{pid}")
+    expect { Process.wait(-1, Process::WNOHANG) }.to raise_error(Errno::ECHILD)
+  end
+
+  it "reports the child's own pass and counts it in the child" do
+    listener, _outbound, accepted = tcp_connection
+    result = in_child(via: ForkSafe.method(:fork)) { [ForkSafe.last_pass, ForkSafe.stats] }
+    pass, stats = result
+    expect(pass).to include(clients: [accepted.fileno], listeners: [listener.fileno], dead_end: :socket)
+    expect(pass[:seconds]).to be_between(0, 1)
+    expect(stats).to include(clients_neutralized: 1, listeners_released: 1)
+  end
+
+  it "works without the fork hook" do
+    ForkSafe.config.fork_hook = false
+    _listener, outbound, accepted = tcp_connection
+    children << ForkSafe.fork { sleep 6 }
+    accepted.close
+    expect(seconds_to_eof(outbound, limit: 3)).to be < 1
+  ensure
+    ForkSafe.config.fork_hook = true
+  end
+
+  describe "bad options" do
+    it "names an unknown option" do
+      expect { ForkSafe.fork(kep: []) { nil } }.to raise_error(ArgumentError, /unknown keyword: :kep/)
+    end
+
+    it "names a bad listeners: or detach:" do
+      expect { ForkSafe.fork(listeners: :drop) { nil } }
+        .to raise_error(ArgumentError, "listeners: must be :release or :keep, got :drop")
+      expect { ForkSafe.fork(detach: "yes") { nil } }
+        .to raise_error(ArgumentError, 'detach: must be true or false, got "yes"')
+    end
+
+    it "names a bad keep: element, and forks nothing" do
+      _listener, outbound, = tcp_connection
+      outbound.close
+      expect { ForkSafe.fork(keep: ["x"]) { nil } }.to raise_error(TypeError, /keep element: expected/)
+      expect { ForkSafe.fork(keep: [outbound]) { nil } }.to raise_error(ArgumentError, /keep element: .* is closed/)
+      expect { Process.wait(-1, Process::WNOHANG) }.to raise_error(Errno::ECHILD)
+    end
+  end
+end
