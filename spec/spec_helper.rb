@@ -5,10 +5,12 @@ require "timeout"
 require "unicorn/forksafe"
 require_relative "support/processes"
 require_relative "support/sockets"
+require_relative "support/servers"
 
 RSpec.configure do |config|
   config.include Support::Processes
   config.include Support::Sockets
+  config.include Support::Servers
   config.disable_monkey_patching!
   config.order = :random
   # spec/native tests the native core alone: no hook acting on their forks.
@@ -21,6 +23,7 @@ RSpec.configure do |config|
   end
 
   config.after do
+    stop_servers
     reap_children
     close_tracked
   end
