@@ -114,7 +114,7 @@ module Support
       env = { "FORKSAFE_GEM" => gem ? "1" : "0", "RUBYLIB" => [LIB, ENV.fetch("RUBYLIB", nil)].compact.join(":") }
       pid = Process.spawn(env, RbConfig.ruby, *command, *listen_args.call(port),
                           pgroup: true, chdir: dir, out: log, err: log, in: File::NULL)
-      server = Server.new(pid: pid, port: port, dir: dir, log: log)
+      server = Server.new(pid:, port:, dir:, log:)
       servers << server
       wait_for_port(port, pid, log)
       server
