@@ -54,6 +54,7 @@ fd_counts.each do |count|
   end
   ForkSafe.config.fork_hook = true
   bare, safe, hooked = times.values.map { |t| median(t) }
-  puts format("| %d | %.0f us | %.0f us | %.0f us | %.3f | %.3f |",
-              ForkSafe::Native.open_fds.size, bare, safe, hooked, safe / bare, hooked / bare)
+  puts format("| %<fds>d | %<bare>.0f us | %<safe>.0f us | %<hooked>.0f us | %<safe_ratio>.3f | %<hooked_ratio>.3f |",
+              fds: ForkSafe::Native.open_fds.size, bare:, safe:, hooked:,
+              safe_ratio: safe / bare, hooked_ratio: hooked / bare)
 end

@@ -43,28 +43,26 @@ RSpec.describe "the Process._fork hook" do
     io.close
   end
 
-  it "keeps listeners in forks nobody marked (a server's own, unknown)" do
+  # Forks a running child with the block, closes the parent's listener, and
+  # tells whether the port now refuses connections (the child let it go).
+  def port_refused_after_child
     listener, = tcp_connection
     port = listener.addr[1]
-    running_child
+    yield
     listener.close
-    expect(port_refused?(port)).to be(false)
+    port_refused?(port)
+  end
+
+  it "keeps listeners in forks nobody marked (a server's own, unknown)" do
+    expect(port_refused_after_child { running_child }).to be(false)
   end
 
   it "releases listeners in forks made while serving a request" do
-    listener, = tcp_connection
-    port = listener.addr[1]
-    ForkSafe.request { running_child }
-    listener.close
-    expect(port_refused?(port)).to be(true)
+    expect(port_refused_after_child { ForkSafe.request { running_child } }).to be(true)
   end
 
   it "keeps listeners in the server's own forks, even inside a request" do
-    listener, = tcp_connection
-    port = listener.addr[1]
-    ForkSafe.request { ForkSafe.server_fork { running_child } }
-    listener.close
-    expect(port_refused?(port)).to be(false)
+    expect(port_refused_after_child { ForkSafe.request { ForkSafe.server_fork { running_child } } }).to be(false)
   end
 
   it "neutralizes a request's registered socket that no listener explains" do

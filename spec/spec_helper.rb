@@ -5,6 +5,7 @@ require "timeout"
 require "unicorn/forksafe"
 require_relative "support/processes"
 require_relative "support/sockets"
+require_relative "support/http"
 require_relative "support/servers"
 
 RSpec.configure do |config|

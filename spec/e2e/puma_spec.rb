@@ -26,9 +26,7 @@ RSpec.describe "puma with forking requests", :e2e do
 
   it "keeps serving in cluster mode after many forking requests: worker spawns keep the listener" do
     server = start_puma(threads: 2, workers: 2)
-    statuses = Array.new(20) do |i|
-      http_get(server.port, "/fork?via=#{i.even? ? "plain" : "forksafe"}&life=2").last[9, 3]
-    end
+    statuses = forking_statuses(server, 20)
     expect(statuses).to all(eq("200"))
   end
 

@@ -23,13 +23,11 @@ RSpec.describe "unicorn with forking requests", :e2e do
 
   it "keeps serving after many forking requests: the master's worker spawns keep the listener" do
     server = start_unicorn(workers: 2, timeout: 3)
-    statuses = Array.new(20) do |i|
-      http_get(server.port, "/fork?via=#{i.even? ? "plain" : "forksafe"}&life=2").last[9, 3]
-    end
+    statuses = forking_statuses(server, 20)
     Process.kill(:TTOU, server.pid) # drop a worker, then respawn one: a server fork
     Process.kill(:TTIN, server.pid)
     sleep 1
-    statuses += Array.new(10) { http_get(server.port, "/").last[9, 3] }
+    statuses += Array.new(10) { status_of(http_get(server.port, "/").last) }
     expect(statuses).to all(eq("200"))
   end
 

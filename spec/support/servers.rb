@@ -8,6 +8,8 @@ module Support
   # loopback. Each runs in its own process group, so cleanup also kills the
   # children the app forked.
   module Servers
+    include Http
+
     APP = File.expand_path("../fixtures/forking_app.ru", __dir__)
     LIB = File.expand_path("../../lib", __dir__)
 
@@ -40,31 +42,6 @@ module Support
 
     def servers
       @servers ||= []
-    end
-
-    # Sends a request and reads until EOF. Returns [seconds to EOF, response],
-    # seconds nil if no EOF came within `limit`.
-    def http_get(port, path, limit: 15)
-      socket = track(TCPSocket.new("127.0.0.1", port))
-      socket.write("GET #{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")
-      read_until_eof(socket, limit)
-    end
-
-    def read_until_eof(socket, limit)
-      started = monotonic
-      response = +""
-      loop do
-        remaining = limit - (monotonic - started)
-        return [nil, response] if remaining <= 0 || !socket.wait_readable(remaining)
-
-        response << socket.read_nonblock(65_536)
-      rescue EOFError, Errno::ECONNRESET
-        return [monotonic - started, response]
-      end
-    end
-
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
 
     def free_port
