@@ -19,8 +19,9 @@ cdylib = darwin ? "lib#{crate}.dylib" : "lib#{crate}.so"
 # A Ruby extension resolves the VM's symbols when it is loaded; macOS's
 # linker must be told to allow that.
 link_args = darwin ? "-C link-arg=-undefined -C link-arg=dynamic_lookup" : ""
-own_target = ENV.fetch("CARGO_TARGET_DIR", nil).to_s.empty?
-target_dir = own_target ? File.join(Dir.pwd, "target") : ENV.fetch("CARGO_TARGET_DIR", nil)
+target_dir = ENV.fetch("CARGO_TARGET_DIR", "")
+own_target = target_dir.empty?
+target_dir = File.join(Dir.pwd, "target") if own_target
 
 File.write("Makefile", <<~MAKE)
   CARGO ?= cargo

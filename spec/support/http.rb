@@ -4,6 +4,8 @@ module Support
   # A raw HTTP client that reads until EOF, as nginx does for an upstream
   # response without Content-Length: the observable of every hang here.
   module Http
+    include Sockets
+
     # Sends a request and reads until EOF. Returns [seconds to EOF, response],
     # seconds nil if no EOF came within `limit`.
     def http_get(port, path, limit: 15)
@@ -22,23 +24,6 @@ module Support
 
     def status_of(response)
       response[9, 3]
-    end
-
-    def read_until_eof(socket, limit)
-      started = monotonic
-      response = +""
-      loop do
-        remaining = limit - (monotonic - started)
-        return [nil, response] if remaining <= 0 || !socket.wait_readable(remaining)
-
-        response << socket.read_nonblock(65_536)
-      rescue EOFError, Errno::ECONNRESET
-        return [monotonic - started, response]
-      end
-    end
-
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
   end
 end

@@ -28,15 +28,26 @@ module Support
 
     # Seconds until `io` reports EOF, or nil if it has not within `limit`.
     def seconds_to_eof(io, limit:)
-      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      loop do
-        remaining = limit - (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
-        return nil if remaining <= 0 || !io.wait_readable(remaining)
+      read_until_eof(io, limit).first
+    end
 
-        io.read_nonblock(4096)
+    # Reads until EOF (a reset counts: the connection is over). Returns
+    # [seconds to EOF, bytes read], seconds nil if no EOF came within `limit`.
+    def read_until_eof(io, limit)
+      started = monotonic
+      received = +""
+      loop do
+        remaining = limit - (monotonic - started)
+        return [nil, received] if remaining <= 0 || !io.wait_readable(remaining)
+
+        received << io.read_nonblock(65_536)
       rescue EOFError, Errno::ECONNRESET
-        return Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+        return [monotonic - started, received]
       end
+    end
+
+    def monotonic
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
 
     def kind_of_fd(io, registered: [])

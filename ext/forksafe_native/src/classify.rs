@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
 
 use crate::addr::SockAddr;
-use crate::fds::open_fds;
+use crate::fds::candidate_fds;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -60,13 +60,13 @@ pub struct Probe {
 /// Every socket the process holds, classified. `registered` fds count as
 /// clients when they are connected stream sockets.
 pub fn sockets(registered: &[RawFd]) -> Vec<Socket> {
-    let probes = open_fds().into_iter().filter_map(probe).collect();
+    let probes = candidate_fds().into_iter().filter_map(probe).collect();
     classify(probes, registered)
 }
 
 /// None when `fd` is not a socket (or not open).
 pub fn probe(fd: RawFd) -> Option<Probe> {
-    let ty = int_sockopt(fd, libc::SO_TYPE).ok()?;
+    let ty = socket_type(fd).ok()?;
     let stream = ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET;
     let listening = stream && int_sockopt(fd, libc::SO_ACCEPTCONN) == Ok(1);
     let local = getsockname::<SockaddrStorage>(fd)
@@ -118,6 +118,11 @@ pub fn classify(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<Socket> {
             }
         })
         .collect()
+}
+
+/// SO_TYPE: one syscall that also tells EBADF (no such fd) from ENOTSOCK.
+pub fn socket_type(fd: RawFd) -> Result<libc::c_int, Errno> {
+    int_sockopt(fd, libc::SO_TYPE)
 }
 
 fn int_sockopt(fd: RawFd, opt: libc::c_int) -> Result<libc::c_int, Errno> {

@@ -165,11 +165,9 @@ fn fd_arg(ruby: &Ruby, name: &str, value: Value) -> Result<RawFd, Error> {
 /// Like `fd_arg`, and the descriptor must be an open socket.
 fn socket_arg(ruby: &Ruby, name: &str, value: Value) -> Result<RawFd, Error> {
     let fd = fd_arg(ruby, name, value)?;
-    match classify::probe(fd) {
-        Some(_) => Ok(fd),
-        None if fds::is_open(fd) => Err(errno_error(ruby, "use", name, fd, Errno::ENOTSOCK)),
-        None => Err(errno_error(ruby, "use", name, fd, Errno::EBADF)),
-    }
+    classify::socket_type(fd)
+        .map(|_| fd)
+        .map_err(|e| errno_error(ruby, "use", name, fd, e))
 }
 
 fn fd_list(ruby: &Ruby, name: &str, value: Value) -> Result<Vec<RawFd>, Error> {
