@@ -1,10 +1,15 @@
 # frozen_string_literal: true
 
+require "open3"
+
 module Support
-  # A raw HTTP client that reads until EOF, as nginx does for an upstream
-  # response without Content-Length: the observable of every hang here.
+  # HTTP clients: a raw one that reads until EOF, as nginx does for an
+  # upstream response without Content-Length (the observable of every hang
+  # here), a persistent HTTP/1.1 one, and curl.
   module Http
     include Sockets
+
+    CURL_SUMMARY = "\n%{http_code} %{time_total}" # rubocop:disable Style/FormatStringToken (curl's, not Ruby's)
 
     # Sends a request and reads until EOF. Returns [seconds to EOF, response],
     # seconds nil if no EOF came within `limit`.
@@ -12,6 +17,28 @@ module Support
       socket = track(TCPSocket.new("127.0.0.1", port))
       socket.write("GET #{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")
       read_until_eof(socket, limit)
+    end
+
+    # One request on a persistent HTTP/1.1 connection; returns the response
+    # once its Content-Length worth of body has arrived.
+    def keep_alive_get(socket, path, limit: 5)
+      socket.write("GET #{path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+      response = +""
+      Timeout.timeout(limit) do
+        response << socket.readpartial(65_536) until complete?(response)
+      end
+      response
+    end
+
+    # curl, as a user would: [seconds, status, body].
+    def curl(port, path, limit: 15)
+      out, status = Open3.capture2("curl", "-sS", "--max-time", limit.to_s, "-w", CURL_SUMMARY,
+                                   "http://127.0.0.1:#{port}#{path}")
+      raise "curl failed (#{status.exitstatus}): #{out}" unless status.success?
+
+      body, _, summary = out.rpartition("\n")
+      code, seconds = summary.split
+      [Float(seconds), code, body]
     end
 
     # Status codes of `count` forking requests, alternating Kernel#fork and
@@ -24,6 +51,16 @@ module Support
 
     def status_of(response)
       response[9, 3]
+    end
+
+    private
+
+    def complete?(response)
+      head, separator, body = response.partition("\r\n\r\n")
+      return false if separator.empty?
+
+      length = head[/^content-length:\s*(\d+)/i, 1] or raise "no Content-Length in #{head.inspect}"
+      body.bytesize >= Integer(length)
     end
   end
 end

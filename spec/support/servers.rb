@@ -1,35 +1,53 @@
 # frozen_string_literal: true
 
+require "fileutils"
 require "tmpdir"
 require "rbconfig"
 
 module Support
-  # Real unicorn and puma processes serving spec/fixtures/forking_app.ru on
-  # loopback. Each runs in its own process group, so cleanup also kills the
-  # children the app forked.
+  # Real unicorn, puma and WEBrick processes serving spec/fixtures/forking_app.ru
+  # on loopback. Each runs in its own process group, so cleanup also kills
+  # the children the app forked.
   module Servers
     include Http
 
     APP = File.expand_path("../fixtures/forking_app.ru", __dir__)
     LIB = File.expand_path("../../lib", __dir__)
 
-    Server = Struct.new(:pid, :port, :dir, :log, keyword_init: true)
+    # port: the TCP port on 127.0.0.1, or socket: a Unix socket path.
+    Server = Struct.new(:pid, :port, :socket, :dir, :log, keyword_init: true)
 
-    def start_unicorn(gem: true, workers: 1, timeout: 30)
+    # unix: true listens on a Unix socket in the server's directory instead.
+    # config: more lines for unicorn.rb; env: more environment.
+    def start_unicorn(gem: true, workers: 1, timeout: 30, unix: false, preload: true, config: "", env: {})
       dir = server_dir
       File.write(File.join(dir, "unicorn.rb"), <<~CONFIG)
         worker_processes #{workers}
         timeout #{timeout}
-        preload_app true
+        preload_app #{preload}
+        #{config}
       CONFIG
-      start_server(dir, gem, [executable("unicorn"), "-c", File.join(dir, "unicorn.rb")],
-                   ->(port) { ["-l", "127.0.0.1:#{port}", APP] })
+      address = unix ? File.join(dir, "unicorn.sock") : free_port
+      listen = unix ? address : "127.0.0.1:#{address}"
+      start_server(dir, address, gem:, env:, command: [executable("unicorn"), "-E", "production",
+                                                       "-c", File.join(dir, "unicorn.rb"), "-l", listen, APP])
     end
 
-    def start_puma(gem: true, threads: 2, workers: 0)
+    def start_puma(gem: true, threads: 2, workers: 0, env: {})
       dir = server_dir
-      start_server(dir, gem, [executable("puma"), "-t", "#{threads}:#{threads}", "-w", workers.to_s],
-                   ->(port) { ["-b", "tcp://127.0.0.1:#{port}", APP] })
+      port = free_port
+      start_server(dir, port, gem:, env:, command: [executable("puma"), "-e", "production",
+                                                    "-t", "#{threads}:#{threads}", "-w", workers.to_s,
+                                                    "-b", "tcp://127.0.0.1:#{port}", APP])
+    end
+
+    # WEBrick through rackup: a Rack server the gem has no integration for.
+    def start_webrick(gem: true, middleware: true)
+      dir = server_dir
+      port = free_port
+      start_server(dir, port, gem:, env: { "FORKSAFE_MIDDLEWARE" => middleware ? "1" : "0" },
+                              command: [executable("rackup"), "-s", "webrick", "-o", "127.0.0.1",
+                                        "-p", port.to_s, APP])
     end
 
     def stop_servers
@@ -51,19 +69,6 @@ module Support
       server&.close
     end
 
-    def wait_for_port(port, pid, log, limit: 20)
-      deadline = monotonic + limit
-      loop do
-        TCPSocket.new("127.0.0.1", port).close
-        return
-      rescue Errno::ECONNREFUSED
-        raise "server exited before listening:\n#{File.read(log)}" if Process.wait(pid, Process::WNOHANG)
-        raise "server not listening on #{port} after #{limit}s:\n#{File.read(log)}" if monotonic > deadline
-
-        sleep 0.05
-      end
-    end
-
     # Sends a signal to the server's master and waits until it has exited.
     def stop_server(server, signal = :QUIT, limit: 20)
       Process.kill(signal, server.pid)
@@ -72,7 +77,7 @@ module Support
 
     private
 
-    # The gem's own executable; Debian installs unicorn's in /usr/bin only.
+    # The gem's own executable; Debian installs some in /usr/bin only.
     def executable(name)
       file = Gem::Specification.find_by_name(name).bin_file(name)
       return file if File.exist?(file)
@@ -85,16 +90,33 @@ module Support
       Dir.mktmpdir("forksafe-e2e")
     end
 
-    def start_server(dir, gem, command, listen_args)
-      port = free_port
+    # address: a TCP port on 127.0.0.1, or a Unix socket path.
+    def start_server(dir, address, gem:, command:, env: {})
       log = File.join(dir, "server.log")
-      env = { "FORKSAFE_GEM" => gem ? "1" : "0", "RUBYLIB" => [LIB, ENV.fetch("RUBYLIB", nil)].compact.join(":") }
-      pid = Process.spawn(env, RbConfig.ruby, *command, *listen_args.call(port),
-                          pgroup: true, chdir: dir, out: log, err: log, in: File::NULL)
-      server = Server.new(pid:, port:, dir:, log:)
+      env = env.merge("FORKSAFE_GEM" => gem ? "1" : "0",
+                      "RUBYLIB" => [LIB, ENV.fetch("RUBYLIB", nil)].compact.join(":"))
+      pid = Process.spawn(env, RbConfig.ruby, *command, pgroup: true, chdir: dir, out: log, err: log, in: File::NULL)
+      server = Server.new(pid:, dir:, log:, **(address.is_a?(Integer) ? { port: address } : { socket: address }))
       servers << server
-      wait_for_port(port, pid, log)
+      wait_for_listener(server)
       server
+    end
+
+    def wait_for_listener(server, limit: 20)
+      deadline = monotonic + limit
+      loop do
+        connect(server).close
+        return
+      rescue Errno::ECONNREFUSED, Errno::ENOENT
+        raise "server exited before listening:\n#{File.read(server.log)}" if Process.wait(server.pid, Process::WNOHANG)
+        raise "server not listening after #{limit}s:\n#{File.read(server.log)}" if monotonic > deadline
+
+        sleep 0.05
+      end
+    end
+
+    def connect(server)
+      server.port ? TCPSocket.new("127.0.0.1", server.port) : UNIXSocket.new(server.socket)
     end
 
     def kill_group(pid)

@@ -9,13 +9,20 @@ module ForkSafe
     attr_accessor :fork_hook
     # Logs one line per child pass (FORKSAFE_DEBUG=1 sets it too).
     attr_accessor :debug
-    # Where debug lines and warnings go; server integrations set theirs.
-    attr_accessor :logger
+    # Where debug lines and warnings go. Unset, the server's logger (which
+    # the integrations give as server_logger), else $stderr.
+    attr_writer :logger
+    attr_accessor :server_logger
 
     def initialize
       @fork_hook = true
       @debug = !ENV.fetch("FORKSAFE_DEBUG", "").empty?
-      @logger = Logger.new($stderr)
+      @logger = nil
+      @server_logger = nil
+    end
+
+    def logger
+      @logger || @server_logger || (@stderr_logger ||= Logger.new($stderr))
     end
   end
 end

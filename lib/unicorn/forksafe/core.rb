@@ -61,12 +61,6 @@ module ForkSafe
       marked(:forksafe_server_fork, &)
     end
 
-    # True once for a socket handed to a child with keep:, which the server
-    # must close without shutdown so the child's connection survives.
-    def handed_off?(io)
-      @registry.handed_off?(io.fileno)
-    end
-
     # The child's side of a fork: one native pass, at most once per process.
     # Called by the fork hook and by ForkSafe.fork, before any app code.
     def after_fork_in_child
@@ -74,6 +68,7 @@ module ForkSafe
 
       @pass_pid = Process.pid
       report = timed_pass
+      forget_marks
       forget_parent_state(report)
       warn_failures(report)
       log_pass(report)
@@ -114,6 +109,14 @@ module ForkSafe
       return false if Thread.current[:forksafe_server_fork]
 
       Thread.current[:forksafe_request] ? true : false
+    end
+
+    # The forking thread's marks were the parent's: a worker spawned inside
+    # server_fork, or a child of a request, serves no request of its own yet.
+    # (ForkSafe.fork's options stay: a detached grandchild needs them.)
+    def forget_marks
+      Thread.current[:forksafe_request] = nil
+      Thread.current[:forksafe_server_fork] = nil
     end
 
     # The child starts with a fresh lock (the parent's may have been held by

@@ -33,8 +33,17 @@ module ForkSafe
       @lock.synchronize { @handed_off.merge(fds) }
     end
 
-    # True once per hand-off: the close that asks is the one that ends it.
     def handed_off?(fd)
+      return false if @handed_off.empty? # the common case, without the lock
+
+      @lock.synchronize { @handed_off.include?(fd) }
+    end
+
+    # The server is closing its copy: true if it was handed off (and closes
+    # plainly); the fd number is free for the next connection after this.
+    def end_hand_off(fd)
+      return false if @handed_off.empty?
+
       @lock.synchronize { !@handed_off.delete?(fd).nil? }
     end
   end

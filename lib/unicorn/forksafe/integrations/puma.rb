@@ -1,0 +1,52 @@
+# frozen_string_literal: true
+
+require_relative "../client_socket"
+require_relative "../integrations"
+
+module ForkSafe
+  module Integrations # rubocop:disable Style/Documentation (see integrations.rb)
+    # Puma 5.x and 6.x, single and cluster mode. Every way puma ends a
+    # connection (response without keep-alive, error, timeout, shutdown)
+    # goes through Puma::Client#close, which closes without shutdown.
+    module Puma
+      # Puma's events (5.x) or log writer (6.x) as a logger.
+      ServerLog = Struct.new(:writer) do
+        def info(message) = writer.log(message)
+        def warn(message) = writer.log(message)
+      end
+
+      # Prepended to Puma::Server.
+      module Server
+        def process_client(client, *)
+          ForkSafe.config.server_logger ||= ServerLog.new(@log_writer || @events)
+          ForkSafe.request(client.to_io) { super }
+        end
+      end
+
+      # Prepended to Puma::Client.
+      module Client
+        def close
+          ForkSafe.closing(io) { super }
+        end
+
+        # Full hijack: the app owns the socket and closes it itself.
+        def call
+          super.tap { |socket| socket.extend(ClientSocket) unless socket.is_a?(ClientSocket) }
+        end
+      end
+
+      # Cluster workers (from the master, or from worker 0 with
+      # fork_worker) keep the listeners.
+      module SpawnsWorkers
+        def spawn_worker(*)
+          ForkSafe.server_fork { super }
+        end
+      end
+    end
+
+    when_defined("Puma::Server") { |server| server.prepend(Puma::Server) }
+    when_defined("Puma::Client") { |client| client.prepend(Puma::Client) }
+    when_defined("Puma::Cluster") { |cluster| cluster.prepend(Puma::SpawnsWorkers) }
+    when_defined("Puma::Cluster::Worker") { |worker| worker.prepend(Puma::SpawnsWorkers) }
+  end
+end
