@@ -46,8 +46,17 @@ module Support
       dir = server_dir
       port = free_port
       start_server(dir, port, gem:, env: { "FORKSAFE_MIDDLEWARE" => middleware ? "1" : "0" },
-                              command: [executable("rackup"), "-s", "webrick", "-o", "127.0.0.1",
+                              command: [executable("rackup"), "-E", "production", "-s", "webrick", "-o", "127.0.0.1",
                                         "-p", port.to_s, APP])
+    end
+
+    # nginx in front of `upstream` (a server on a Unix socket), as deployed.
+    def start_nginx(upstream)
+      dir = server_dir
+      port = free_port
+      File.write(File.join(dir, "nginx.conf"), nginx_config(port, upstream.socket))
+      start_server(dir, port, gem: false, command: [], program: [executable("nginx"), "-p", dir, "-c", "nginx.conf",
+                                                                  "-e", "error.log"])
     end
 
     def stop_servers
@@ -77,25 +86,32 @@ module Support
 
     private
 
-    # The gem's own executable; Debian installs some in /usr/bin only.
+    # A gem's own executable (Debian installs some in /usr/bin only), or a
+    # program on the PATH or in /usr/sbin (nginx).
     def executable(name)
-      file = Gem::Specification.find_by_name(name).bin_file(name)
-      return file if File.exist?(file)
+      dirs = ENV.fetch("PATH").split(File::PATH_SEPARATOR) + %w[/usr/sbin]
+      [gem_executable(name), *dirs.map { |dir| File.join(dir, name) }].compact
+                                                                      .find { |path| File.executable?(path) } ||
+        raise("no #{name} executable found")
+    end
 
-      ENV.fetch("PATH").split(File::PATH_SEPARATOR).map { |dir| File.join(dir, name) }
-         .find { |path| File.executable?(path) } || raise("no #{name} executable found")
+    def gem_executable(name)
+      Gem::Specification.find_by_name(name).bin_file(name)
+    rescue Gem::MissingSpecError
+      nil
     end
 
     def server_dir
       Dir.mktmpdir("forksafe-e2e")
     end
 
-    # address: a TCP port on 127.0.0.1, or a Unix socket path.
-    def start_server(dir, address, gem:, command:, env: {})
+    # address: a TCP port on 127.0.0.1, or a Unix socket path. command: a
+    # Ruby script and its arguments, or program: any executable.
+    def start_server(dir, address, gem:, command:, env: {}, program: [RbConfig.ruby, *command])
       log = File.join(dir, "server.log")
       env = env.merge("FORKSAFE_GEM" => gem ? "1" : "0",
                       "RUBYLIB" => [LIB, ENV.fetch("RUBYLIB", nil)].compact.join(":"))
-      pid = Process.spawn(env, RbConfig.ruby, *command, pgroup: true, chdir: dir, out: log, err: log, in: File::NULL)
+      pid = Process.spawn(env, *program, pgroup: true, chdir: dir, out: log, err: log, in: File::NULL)
       server = Server.new(pid:, dir:, log:, **(address.is_a?(Integer) ? { port: address } : { socket: address }))
       servers << server
       wait_for_listener(server)
@@ -113,6 +129,28 @@ module Support
 
         sleep 0.05
       end
+    end
+
+    # One process in the foreground, everything under its prefix directory.
+    # nginx speaks HTTP/1.0 to the upstream and reads its response until EOF.
+    def nginx_config(port, socket)
+      <<~CONFIG
+        daemon off;
+        master_process off;
+        pid nginx.pid;
+        error_log error.log;
+        events { worker_connections 64; }
+        http {
+          access_log off;
+          client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fastcgi;
+          uwsgi_temp_path uwsgi; scgi_temp_path scgi;
+          upstream app { server unix:#{socket}; }
+          server {
+            listen 127.0.0.1:#{port};
+            location / { proxy_pass http://app; proxy_read_timeout 30s; }
+          }
+        }
+      CONFIG
     end
 
     def connect(server)
