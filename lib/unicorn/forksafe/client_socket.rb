@@ -7,10 +7,10 @@ require_relative "core"
 # peer sees EOF only when the last one goes, so a forked child would keep
 # the client waiting. shutdown(2) acts on the connection itself.
 module ForkSafe
-  # For a server's accepted connections (prepended to their class, or
-  # extended into one hijacked socket): close shuts the connection down
-  # first, and a socket handed off with keep: is never shut down, by the
-  # server's own shutdown call either.
+  # Extended into one socket the server will close: a hijacked one (the
+  # app closes it), or one handed off with keep: (the server's own shutdown
+  # call must not end the child's connection). Never into a class: the
+  # normal path of a request pays nothing.
   module ClientSocket
     def shutdown(*)
       ForkSafe.handed_off?(self) ? 0 : super
@@ -30,11 +30,15 @@ module ForkSafe
 
     # Wraps a server's close of a client connection (the block) with a
     # shutdown, unless the socket was handed off with keep: (a plain close).
-    # io may be a TLS socket whose to_io is the raw one.
-    def closing(io, &)
+    # writes_first: the block still writes (an error response) before it
+    # closes. io may be a TLS socket whose to_io is the raw one: its close
+    # writes close_notify first too.
+    # (A named block: Ruby 3.1 rejects an anonymous one after keywords.)
+    def closing(io, writes_first: false, &close)
       raw = io.to_io
-      return yield if raw.closed? || @registry.end_hand_off(raw.fileno)
-      return closing_tls(raw, &) unless raw.equal?(io)
+      return yield if raw.closed?
+      return closing_plainly(raw.fileno, &close) if @registry.handed_off?(raw.fileno)
+      return shutting_down_after(raw, &close) if writes_first || !raw.equal?(io)
 
       shut_down(raw)
       yield
@@ -42,9 +46,17 @@ module ForkSafe
 
     private
 
-    # A TLS close writes close_notify through the raw socket, then closes
-    # it: the shutdown goes on a second reference taken before.
-    def closing_tls(raw)
+    # The hand-off ends once the close is done: a close nested in the block
+    # (a wrapper's close calling a ClientSocket's) is plain too.
+    def closing_plainly(fd)
+      yield
+    ensure
+      @registry.end_hand_off(fd)
+    end
+
+    # The shutdown goes on a second reference taken before the block, which
+    # writes, then closes the first.
+    def shutting_down_after(raw)
       spare = raw.dup
       yield
     ensure
@@ -55,7 +67,7 @@ module ForkSafe
     end
 
     def shut_down(socket)
-      Native.shutdown(socket)
+      Native.shutdown(socket.fileno) # an Integer: no conversion on the hot path
     rescue ArgumentError, Error
       nil # no longer a socket, or gone: nothing left to end
     end

@@ -48,7 +48,7 @@ module ForkSafe
     # request's connection, neutralized in any child even when no listener
     # explains it.
     def request(socket = nil, &)
-      fd = socket && Native.fds([socket], "socket").first
+      fd = socket && request_fd(socket)
       @registry.register(fd) if fd
       marked(:forksafe_request, &)
     ensure
@@ -87,6 +87,13 @@ module ForkSafe
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       report = Native.child_pass(child_keep, release_listeners?, @registry.in_flight)
       report.merge(seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
+    end
+
+    # An open IO's fileno is cheap, and this runs on every request; the
+    # native check is for anything else, and names what is wrong with it.
+    def request_fd(socket)
+      io = socket.to_io if socket.respond_to?(:to_io)
+      io.is_a?(IO) && !io.closed? ? io.fileno : Native.fds([socket], "socket").first
     end
 
     def marked(key)

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "core"
+require_relative "client_socket"
 
 # ForkSafe.fork: the explicit form, safe with or without the fork hook.
 module ForkSafe
@@ -14,13 +15,21 @@ module ForkSafe
     # is the process running the block).
     def fork(keep: [], listeners: :release, detach: false, &block)
       options = fork_options(keep, listeners, detach)
-      @registry.hand_off(options[:keep])
+      hand_off(Array(keep), options[:keep])
       with_fork_options(options) do
         detach ? detached_fork(&block) : safe_fork(&block)
       end
     end
 
     private
+
+    # The server must close what it handed off without shutdown: by fd on
+    # the close paths that ask (ForkSafe.closing), and by the socket itself
+    # for a server that shuts down on its own (unicorn's normal path).
+    def hand_off(ios, fds)
+      @registry.hand_off(fds)
+      ios.each { |io| io.extend(ClientSocket) if io.is_a?(BasicSocket) && !io.is_a?(ClientSocket) }
+    end
 
     def fork_options(keep, listeners, detach)
       unless LISTENER_POLICIES.include?(listeners)

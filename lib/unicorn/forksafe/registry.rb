@@ -39,12 +39,10 @@ module ForkSafe
       @lock.synchronize { @handed_off.include?(fd) }
     end
 
-    # The server is closing its copy: true if it was handed off (and closes
-    # plainly); the fd number is free for the next connection after this.
+    # The server has closed its copy: the fd number is free for the next
+    # connection, which is shut down as usual.
     def end_hand_off(fd)
-      return false if @handed_off.empty?
-
-      @lock.synchronize { !@handed_off.delete?(fd).nil? }
+      @lock.synchronize { @handed_off.delete(fd) }
     end
   end
 end

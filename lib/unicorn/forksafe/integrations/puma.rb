@@ -17,9 +17,9 @@ module ForkSafe
 
       # Prepended to Puma::Server.
       module Server
-        def process_client(client, *)
+        def process_client(*)
           ForkSafe.config.server_logger ||= ServerLog.new(@log_writer || @events)
-          ForkSafe.request(client.to_io) { super }
+          ForkSafe.request { super }
         end
       end
 
