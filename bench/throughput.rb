@@ -2,7 +2,8 @@
 
 # Hello-world throughput under wrk, with and without the gem: unicorn (2
 # workers) and puma (4 threads), both servers of a pair up at once and
-# measured in alternating rounds, so the machine's noise hits both alike.
+# measured in alternating rounds (each going first in turn), so the
+# machine's noise hits both alike.
 # The figure is the median round; the ratio is with / without.
 #
 #   ruby -Ilib bench/throughput.rb [ROUNDS] [SECONDS_PER_ROUND] [CONNECTIONS]
@@ -42,8 +43,9 @@ begin
     pair = { without: start.call(harness, false), with: start.call(harness, true) }
     pair.each_value { |server| requests_per_second(server.port, 1, connections) } # warm up
     rates = { without: [], with: [] }
-    rounds.times do
-      pair.each { |variant, server| rates[variant] << requests_per_second(server.port, seconds, connections) }
+    rounds.times do |round|
+      order = round.even? ? pair.to_a : pair.to_a.reverse # neither always runs first
+      order.each { |variant, server| rates[variant] << requests_per_second(server.port, seconds, connections) }
     end
     without, with = rates.values_at(:without, :with).map { |r| median(r) }
     puts format("| %<name>s | %<without>.0f req/s | %<with>.0f req/s | %<ratio>.3f |",

@@ -73,6 +73,15 @@ RSpec.describe "puma with forking requests", :e2e do
     expect(statuses).to all(eq("200"))
   end
 
+  it "keeps serving after fork_worker reforks: worker 0's forks keep the listener" do
+    server = start_puma(threads: 2, workers: 2, options: ["--fork-worker"])
+    booted = wait_for_log(server, /booted/, 2)
+    Process.kill(:URG, server.pid) # refork: worker 0 forks worker 1 anew
+    wait_for_log(server, /booted/, booted + 1)
+    expect(forking_statuses(server, 10)).to all(eq("200"))
+    expect_three_responses(three_responses(server, forks.fetch("Kernel#fork")))
+  end
+
   it "installs when the gem is loaded before puma (puma's classes load later, some by autoload)" do
     server = start_puma(gem: false, env: { "RUBYOPT" => "-runicorn/forksafe" })
     expect_three_responses(three_responses(server, forks.fetch("a fork the hook does not see")))

@@ -33,12 +33,13 @@ module Support
                                                        "-c", File.join(dir, "unicorn.rb"), "-l", listen, APP])
     end
 
-    def start_puma(gem: true, threads: 2, workers: 0, env: {})
+    # options: more command-line options (e.g. --fork-worker).
+    def start_puma(gem: true, threads: 2, workers: 0, env: {}, options: [])
       dir = server_dir
       port = free_port
       start_server(dir, port, gem:, env:, command: [executable("puma"), "-e", "production",
                                                     "-t", "#{threads}:#{threads}", "-w", workers.to_s,
-                                                    "-b", "tcp://127.0.0.1:#{port}", APP])
+                                                    "-b", "tcp://127.0.0.1:#{port}", *options, APP])
     end
 
     # WEBrick through rackup: a Rack server the gem has no integration for.
@@ -73,6 +74,19 @@ module Support
     def stop_server(server, signal = :QUIT, limit: 20)
       Process.kill(signal, server.pid)
       Timeout.timeout(limit) { Process.wait(server.pid) }
+    end
+
+    # Waits until the server's log has `count` lines matching `pattern`;
+    # returns how many it has then.
+    def wait_for_log(server, pattern, count, limit: 20)
+      deadline = monotonic + limit
+      loop do
+        seen = File.readlines(server.log).grep(pattern).size
+        return seen if seen >= count
+        raise "#{count} log lines #{pattern.inspect} not seen after #{limit}s:\n#{File.read(server.log)}" if monotonic > deadline
+
+        sleep 0.1
+      end
     end
 
     private
