@@ -9,8 +9,6 @@
 #   ruby -Ilib bench/throughput.rb [ROUNDS] [SECONDS_PER_ROUND] [CONNECTIONS]
 require "socket"
 require "timeout"
-require_relative "../spec/support/sockets"
-require_relative "../spec/support/http"
 require_relative "../spec/support/servers"
 
 rounds = Integer(ARGV[0] || 5)

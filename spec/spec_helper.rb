@@ -3,6 +3,7 @@
 require "socket"
 require "timeout"
 require "unicorn/forksafe"
+require_relative "support/clock"
 require_relative "support/processes"
 require_relative "support/sockets"
 require_relative "support/http"

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "sockets"
+
 require "open3"
 
 module Support

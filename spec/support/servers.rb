@@ -3,6 +3,7 @@
 require "fileutils"
 require "tmpdir"
 require "rbconfig"
+require_relative "http"
 
 module Support
   # Real unicorn, puma and WEBrick processes serving spec/fixtures/forking_app.ru
@@ -63,13 +64,6 @@ module Support
       @servers ||= []
     end
 
-    def free_port
-      server = TCPServer.new("127.0.0.1", 0)
-      server.addr[1]
-    ensure
-      server&.close
-    end
-
     # Sends a signal to the server's master and waits until it has exited.
     def stop_server(server, signal = :QUIT, limit: 20)
       Process.kill(signal, server.pid)
@@ -79,13 +73,9 @@ module Support
     # Waits until the server's log has `count` lines matching `pattern`;
     # returns how many it has then.
     def wait_for_log(server, pattern, count, limit: 20)
-      deadline = monotonic + limit
-      loop do
+      poll(limit, -> { "not #{count} lines #{pattern.inspect} after #{limit}s:\n#{File.read(server.log)}" }) do
         seen = File.readlines(server.log).grep(pattern).size
-        return seen if seen >= count
-        raise "#{count} log lines #{pattern.inspect} not seen after #{limit}s:\n#{File.read(server.log)}" if monotonic > deadline
-
-        sleep 0.1
+        seen if seen >= count
       end
     end
 
@@ -124,15 +114,10 @@ module Support
     end
 
     def wait_for_listener(server, limit: 20)
-      deadline = monotonic + limit
-      loop do
-        connect(server).close
-        return
+      poll(limit, -> { "server not listening after #{limit}s:\n#{File.read(server.log)}" }) do
+        connect(server).close.nil?
       rescue Errno::ECONNREFUSED, Errno::ENOENT
         raise "server exited before listening:\n#{File.read(server.log)}" if Process.wait(server.pid, Process::WNOHANG)
-        raise "server not listening after #{limit}s:\n#{File.read(server.log)}" if monotonic > deadline
-
-        sleep 0.05
       end
     end
 

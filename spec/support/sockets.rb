@@ -1,8 +1,12 @@
 # frozen_string_literal: true
 
+require_relative "clock"
+
 module Support
   # Real sockets on loopback, closed after each example.
   module Sockets
+    include Clock
+
     def track(*ios)
       (@tracked_ios ||= []).concat(ios)
       ios.size == 1 ? ios.first : ios
@@ -10,6 +14,14 @@ module Support
 
     def close_tracked
       (@tracked_ios || []).each { |io| io.close unless io.closed? }
+    end
+
+    # A loopback TCP port nobody listens on (for a server to bind).
+    def free_port
+      server = TCPServer.new("127.0.0.1", 0)
+      server.addr[1]
+    ensure
+      server&.close
     end
 
     # [listener, outbound (client side), accepted (server side)]
@@ -44,10 +56,6 @@ module Support
       rescue EOFError, Errno::ECONNRESET
         return [monotonic - started, received]
       end
-    end
-
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
 
     def kind_of_fd(io, registered: [])
