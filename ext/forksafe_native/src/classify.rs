@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
 
 use crate::addr::SockAddr;
-use crate::fds::candidate_fds;
+use crate::fds::open_fds;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -60,24 +60,25 @@ pub struct Probe {
 /// Every socket the process holds, classified. `registered` fds count as
 /// clients when they are connected stream sockets.
 pub fn sockets(registered: &[RawFd]) -> Vec<Socket> {
-    let probes = candidate_fds().into_iter().filter_map(probe).collect();
+    let probes = open_fds().into_iter().filter_map(probe).collect();
     classify(probes, registered)
 }
 
-/// None when `fd` is not a socket (or not open).
+/// None when `fd` is not a socket (or not open). The peer is asked first:
+/// that answers ENOTSOCK for anything else, and a socket with a peer is not
+/// listening, so a connected socket takes three syscalls and a non-socket
+/// one.
 pub fn probe(fd: RawFd) -> Option<Probe> {
+    let remote = match getpeername::<SockaddrStorage>(fd) {
+        Ok(addr) => Some(SockAddr::from_storage(&addr)),
+        Err(Errno::ENOTSOCK | Errno::EBADF) => return None,
+        Err(_) => None, // ENOTCONN, or a family without peers
+    };
     let ty = socket_type(fd).ok()?;
     let stream = ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET;
-    let listening = stream && int_sockopt(fd, libc::SO_ACCEPTCONN) == Ok(1);
+    let listening = remote.is_none() && stream && int_sockopt(fd, libc::SO_ACCEPTCONN) == Ok(1);
     let local = getsockname::<SockaddrStorage>(fd)
         .map_or(SockAddr::Unnamed, |a| SockAddr::from_storage(&a));
-    let remote = if listening {
-        None
-    } else {
-        getpeername::<SockaddrStorage>(fd)
-            .ok()
-            .map(|a| SockAddr::from_storage(&a))
-    };
     Some(Probe {
         fd,
         stream,
@@ -120,7 +121,7 @@ pub fn classify(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<Socket> {
         .collect()
 }
 
-/// SO_TYPE: one syscall that also tells EBADF (no such fd) from ENOTSOCK.
+/// SO_TYPE: SOCK_STREAM, SOCK_DGRAM, ...
 pub fn socket_type(fd: RawFd) -> Result<libc::c_int, Errno> {
     int_sockopt(fd, libc::SO_TYPE)
 }
@@ -260,5 +261,22 @@ mod tests {
         assert_eq!(kind_of(outbound.as_raw_fd()), Some(Kind::Connected));
         let (reader, _writer) = nix::unistd::pipe().unwrap();
         assert_eq!(probe(reader.as_raw_fd()), None);
+    }
+
+    #[test]
+    fn real_datagram_and_socketpair_sockets() {
+        use std::net::UdpSocket;
+        use std::os::unix::net::{UnixDatagram, UnixStream};
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let connected_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        connected_udp.connect(udp.local_addr().unwrap()).unwrap();
+        let (pair, _other) = UnixStream::pair().unwrap();
+        let (datagram_pair, _other_end) = UnixDatagram::pair().unwrap();
+        let kind_of = |fd: RawFd| probe(fd).map(|p| classify(vec![p], &[fd])[0].kind);
+        assert_eq!(kind_of(udp.as_raw_fd()), Some(Kind::Datagram));
+        assert_eq!(kind_of(connected_udp.as_raw_fd()), Some(Kind::Datagram));
+        assert_eq!(kind_of(datagram_pair.as_raw_fd()), Some(Kind::Datagram));
+        // Registered, a connected stream socket is a client.
+        assert_eq!(kind_of(pair.as_raw_fd()), Some(Kind::Client));
     }
 }

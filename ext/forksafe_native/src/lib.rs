@@ -12,6 +12,7 @@ mod pass;
 
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
 use magnus::value::{Lazy, ReprValue};
 use magnus::{function, prelude::*, Error, ExceptionClass, Integer, RArray, RHash, Ruby, Value};
@@ -85,6 +86,7 @@ fn shutdown(ruby: &Ruby, fd: Value) -> Result<bool, Error> {
 }
 
 /// ForkSafe::Native.child_pass(keep, release_listeners, registered) -> report
+/// {clients:, listeners:, kept:, dead_end:, failed:, seconds:}
 fn pass(
     ruby: &Ruby,
     keep: Value,
@@ -95,12 +97,13 @@ fn pass(
         let keep = fd_list(ruby, "keep", keep)?;
         let registered = fd_list(ruby, "registered", registered)?;
         let release_listeners = bool_arg(ruby, "release_listeners", release_listeners)?;
+        let started = Instant::now();
         let report = child_pass(&PassOptions {
             keep: &keep,
             release_listeners,
             registered: &registered,
         });
-        report_hash(ruby, &report)
+        report_hash(ruby, &report, started.elapsed())
     })
 }
 
@@ -233,7 +236,7 @@ fn addr_value(ruby: &Ruby, addr: &SockAddr) -> Value {
     }
 }
 
-fn report_hash(ruby: &Ruby, report: &PassReport) -> Result<RHash, Error> {
+fn report_hash(ruby: &Ruby, report: &PassReport, took: Duration) -> Result<RHash, Error> {
     let hash = ruby.hash_new();
     hash.aset(ruby.to_symbol("clients"), report.clients.clone())?;
     hash.aset(ruby.to_symbol("listeners"), report.listeners.clone())?;
@@ -247,5 +250,6 @@ fn report_hash(ruby: &Ruby, report: &PassReport) -> Result<RHash, Error> {
         failed.aset(*fd, format!("{e:?}: {}", e.desc()))?;
     }
     hash.aset(ruby.to_symbol("failed"), failed)?;
+    hash.aset(ruby.to_symbol("seconds"), took.as_secs_f64())?;
     Ok(hash)
 }

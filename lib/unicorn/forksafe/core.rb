@@ -67,7 +67,7 @@ module ForkSafe
       return if @pass_pid == Process.pid
 
       @pass_pid = Process.pid
-      report = timed_pass
+      report = Native.child_pass(child_keep, release_listeners?, @registry.in_flight)
       forget_marks
       forget_parent_state(report)
       warn_failures(report)
@@ -82,12 +82,6 @@ module ForkSafe
     end
 
     private
-
-    def timed_pass
-      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      report = Native.child_pass(child_keep, release_listeners?, @registry.in_flight)
-      report.merge(seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
-    end
 
     # An open IO's fileno is cheap, and this runs on every request; the
     # native check is for anything else, and names what is wrong with it.
