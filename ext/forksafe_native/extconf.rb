@@ -43,9 +43,13 @@ File.write("Makefile", <<~MAKE)
   \t\t--profile $(CARGO_PROFILE) --target-dir "$(CARGO_TARGET_DIR)" -- #{link_args}
   \tcp "$(CARGO_TARGET_DIR)/$(PROFILE_DIR)/#{cdylib}" $@
 
+  # A new file renamed over the old one: a process that has the library
+  # loaded (a server, a test run) keeps its mapping of the old inode, where
+  # cp would rewrite the pages under it and crash it.
   install: $(DLLIB)
   \tmkdir -p "$(DESTDIR)$(RUBYARCHDIR)"
-  \tcp $(DLLIB) "$(DESTDIR)$(RUBYARCHDIR)/$(DLLIB)"
+  \tcp $(DLLIB) "$(DESTDIR)$(RUBYARCHDIR)/$(DLLIB).new"
+  \tmv -f "$(DESTDIR)$(RUBYARCHDIR)/$(DLLIB).new" "$(DESTDIR)$(RUBYARCHDIR)/$(DLLIB)"
   #{"\trm -rf \"$(CARGO_TARGET_DIR)\"" if own_target}
 
   clean:
