@@ -48,8 +48,11 @@ class Situations
     eof(seconds, @life + 3)
   end
 
+  # The app answers half a second after the fork, so the child has written
+  # by then.
   def unicorn_pry(harness, gem)
-    _, response = harness.http_get(harness.start_unicorn(gem:).port, "#{fork_path}&pry=1", limit: @life + 5)
+    path = "#{fork_path}&pry=1&hang=0.5"
+    _, response = harness.http_get(harness.start_unicorn(gem:).port, path, limit: @life + 5)
     leak(response)
   end
 
