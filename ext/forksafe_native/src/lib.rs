@@ -8,7 +8,7 @@ mod addr;
 mod classify;
 mod fds;
 mod neutralize;
-mod pass;
+pub mod pass;
 
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
