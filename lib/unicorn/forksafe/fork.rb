@@ -15,9 +15,8 @@ module ForkSafe
     # is the process running the block).
     def fork(keep: [], listeners: :release, detach: false, &block)
       options = fork_options(keep, listeners, detach)
-      hand_off(Array(keep), options[:keep])
-      with_fork_options(options) do
-        detach ? detached_fork(&block) : safe_fork(&block)
+      handing_off(Array(keep), options[:keep]) do
+        with_fork_options(options) { detach ? detached_fork(&block) : safe_fork(&block) }
       end
     end
 
@@ -25,10 +24,16 @@ module ForkSafe
 
     # The server must close what it handed off without shutdown: by fd on
     # the close paths that ask (ForkSafe.closing), and by the socket itself
-    # for a server that shuts down on its own (unicorn's normal path).
-    def hand_off(ios, fds)
-      @registry.hand_off(fds)
+    # for a server that shuts down on its own (unicorn's normal path). If
+    # the fork fails, no child has them: they are shut down as usual.
+    def handing_off(ios, fds)
+      fresh = fds.reject { |fd| @registry.handed_off?(fd) }
+      @registry.hand_off(fresh)
       ios.each { |io| io.extend(ClientSocket) if io.is_a?(BasicSocket) && !io.is_a?(ClientSocket) }
+      yield
+    rescue SystemCallError
+      fresh.each { |fd| @registry.end_hand_off(fd) }
+      raise
     end
 
     def fork_options(keep, listeners, detach)
