@@ -30,8 +30,10 @@ RSpec.describe "a fork that fails" do
   end
 
   it "raises Errno::EAGAIN from ForkSafe.fork, detached or not" do
-    expect(unable_to_fork { [failure_of { ForkSafe.fork { exit!(0) } }, failure_of { ForkSafe.fork(detach: true) {} }] })
-      .to eq([Errno::EAGAIN, Errno::EAGAIN])
+    result = unable_to_fork do
+      [failure_of { ForkSafe.fork { exit!(0) } }, failure_of { ForkSafe.fork(detach: true) { exit!(0) } }]
+    end
+    expect(result).to eq([Errno::EAGAIN, Errno::EAGAIN])
   end
 
   it "hands nothing off and leaves no fd or fork option behind" do
