@@ -74,6 +74,18 @@ RSpec.describe "ForkSafe.fork" do
     Process.kill(:KILL, pid)
   end
 
+  it "detach: true returns at once while other threads fork detached children too" do
+    started = monotonic
+    seconds = Array.new(4) do
+      Thread.new do
+        pid = ForkSafe.fork(detach: true) { sleep 3 }
+        [monotonic - started, pid]
+      end
+    end.map(&:value)
+    seconds.each { |_, pid| Process.kill(:KILL, pid) }
+    expect(seconds.map(&:first)).to all(be < 1)
+  end
+
   it "detach: true without a block returns nil in the detached child" do
     reader, writer = IO.pipe
     pid = ForkSafe.fork(detach: true)

@@ -9,12 +9,14 @@ require_relative "support/sockets"
 require_relative "support/http"
 require_relative "support/servers"
 require_relative "support/nginx"
+require_relative "support/proc_table"
 
 RSpec.configure do |config|
   config.include Support::Processes
   config.include Support::Sockets
   config.include Support::Servers
   config.include Support::Nginx
+  config.include Support::ProcTable
   config.disable_monkey_patching!
   config.order = :random
   # spec/native tests the native core alone: no hook acting on their forks.

@@ -67,17 +67,16 @@ module ForkSafe
 
     # The middle process forks the real child, reports its pid and exits at
     # once, so we reap it now and the real child is reparented: no zombie,
-    # no waiter thread. Only the middle holds the pipe's write end, so the
-    # parent's read ends when the middle exits.
+    # no waiter thread. The reply is read once the middle has exited, not
+    # until EOF: a process forked meanwhile by another thread may hold a
+    # copy of the write end for as long as it lives.
     def detached_fork(&)
       reader, writer = IO.pipe
       middle = safe_fork
       return report_grandchild(reader, writer, &) unless middle
 
-      writer.close
-      reply = reader.read
       Process.wait(middle)
-      grandchild_pid(reply)
+      grandchild_pid(reader.read_nonblock(64, exception: false))
     ensure
       [reader, writer].each { |io| io.close unless io.closed? }
     end
@@ -95,8 +94,7 @@ module ForkSafe
       exit!(1)
     end
 
-    # The grandchild must not hold the write end while its block runs, or
-    # the parent would read until the block ended.
+    # The pipe is no business of the block's.
     def grandchild(writer, block)
       block && proc do
         writer.close
@@ -105,6 +103,7 @@ module ForkSafe
     end
 
     def grandchild_pid(reply)
+      reply = "" unless reply.is_a?(String) # :wait_readable, or nil at EOF: nothing written
       raise SystemCallError.new("fork", Integer(reply.delete_prefix("errno:"))) if reply.start_with?("errno:")
 
       Integer(reply, exception: false) || raise(Error, "detached fork failed: the middle process reported nothing")
