@@ -7,54 +7,54 @@
 RSpec.describe "servers under load", :e2e, :stress do
   # path => the status it answers with. Children outlive the 1 s within
   # which each client must see EOF.
-  MIX = {
-    "/fork?via=detach&life=1.5" => "200",
-    "/fork?via=plain&life=1.5" => "200",
-    "/fork?via=forksafe&life=1.5&raise=1" => "500",
-    "/" => "200"
-  }.freeze
+  def mix
+    { "/fork?via=detach&life=1.5" => "200",
+      "/fork?via=plain&life=1.5" => "200",
+      "/fork?via=forksafe&life=1.5&raise=1" => "500",
+      "/" => "200" }
+  end
 
-  # `count` requests from `clients` threads, cycling through MIX:
+  # `count` requests from `clients` threads, cycling through the mix:
   # [[path, seconds to EOF, response]].
   def load(server, count, clients: 8)
+    paths = mix.keys.cycle.first(count)
     threads = Array.new(clients) do |first|
-      Thread.new do
-        (first...count).step(clients).map do |i|
-          path = MIX.keys[i % MIX.size]
-          [path, *http_get(server.port, path, limit: 5)]
-        end
-      end
+      mine = paths.drop(first).each_slice(clients).map(&:first)
+      Thread.new { mine.map { |path| [path, *http_get(server.port, path, limit: 5)] } }
     end
     threads.flat_map(&:value)
   end
 
-  # The server's processes: the master or single process, and its workers.
-  def serving(server)
-    [server.pid, *children_of(server.pid).keys].sort
+  # The server's processes (master or single process, and its workers):
+  # {pid => [open fds, resident kB]}.
+  def state(server)
+    [server.pid, *children_of(server.pid).keys].to_h { |pid| [pid, [fd_count(pid), rss_kb(pid)]] }
   end
 
-  def complete?(path, response)
-    status_of(response) == MIX[path] && response.match?(%r{\AHTTP/1\.[01] \d{3} .*\r\n\r\n}m) &&
-      (MIX[path] == "500" || response.end_with?("\n"))
+  def answered?(path, seconds, response)
+    seconds && seconds < 1 && status_of(response) == mix[path] &&
+      response.match?(%r{\AHTTP/1\.[01] \d{3} .*\r\n\r\n}m) && (mix[path] == "500" || response.end_with?("\n"))
+  end
+
+  # The same processes with the same fds, none grown by 16 MB.
+  def expect_steady(before, after)
+    expect(after.transform_values(&:first)).to eq(before.transform_values(&:first))
+    growth = after.to_h { |pid, (_, rss)| [pid, rss - before.fetch(pid).last] }
+    expect(growth.values).to all(be < 16_384), growth.inspect
+  end
+
+  def expect_no_zombies(pids)
+    expect(pids.flat_map { |pid| children_of(pid).values }).not_to include("Z")
   end
 
   def expect_steady_under_load(server)
     load(server, 40) # warm up: lazy loading, thread pools, the first forks
     sleep 2 # every child of the warm-up has exited
-    pids = serving(server)
-    fds = pids.to_h { |pid| [pid, fd_count(pid)] }
-    rss = pids.to_h { |pid| [pid, rss_kb(pid)] }
-
-    results = load(server, 500)
-    slow = results.reject { |_, seconds,| seconds && seconds < 1 }
-    incomplete = results.reject { |path, _, response| complete?(path, response) }
-    expect([slow, incomplete]).to eq([[], []])
-
+    before = state(server)
+    expect(load(server, 500).reject { |result| answered?(*result) }).to eq([])
     sleep 2
-    expect(serving(server)).to eq(pids)
-    expect(pids.to_h { |pid| [pid, fd_count(pid)] }).to eq(fds)
-    expect(pids.flat_map { |pid| children_of(pid).values }).not_to include("Z")
-    pids.each { |pid| expect(rss_kb(pid) - rss[pid]).to be < 16_384, "pid #{pid} grew from #{rss[pid]} kB" }
+    expect_steady(before, state(server))
+    expect_no_zombies(before.keys)
   end
 
   it "unicorn with 2 workers" do
