@@ -57,7 +57,10 @@ RSpec.describe "servers under load", :e2e, :stress do
     before = state(server)
     expect(load(server, 500).reject { |result| answered?(*result) }).to eq([])
     sleep 2
-    after = state(server)
+    expect_steady(before, state(server))
+  end
+
+  def expect_steady(before, after)
     expect(after.keys).to eq(before.keys) # no process died or appeared
     expect_no_more_fds(before, after)
     expect_no_growth(before, after)
