@@ -131,6 +131,10 @@ module ForkSafe
     end
 
     def warn_failures(report)
+      if %i[devnull vacated].include?(report[:dead_end])
+        config.logger.warn("forksafe: child #{Process.pid} had no descriptor for a dead socket: " \
+                           "its neutralized sockets point at /dev/null (#{report[:dead_end]})")
+      end
       return if report[:failed].empty?
 
       config.logger.warn("forksafe: child #{Process.pid} could not neutralize #{report[:failed].inspect}")
