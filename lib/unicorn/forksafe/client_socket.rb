@@ -25,7 +25,8 @@ module ForkSafe
     # True for a socket handed to a child with keep:, until the server closes
     # it: it must not be shut down, or the child's connection would end too.
     def handed_off?(io)
-      @registry.handed_off?(io.to_io.fileno)
+      raw = raw_io(io, "handed_off?")
+      !raw.closed? && @registry.handed_off?(raw.fileno)
     end
 
     # Wraps a server's close of a client connection (the block) with a
@@ -35,7 +36,8 @@ module ForkSafe
     # writes close_notify first too.
     # (A named block: Ruby 3.1 rejects an anonymous one after keywords.)
     def closing(io, writes_first: false, &close)
-      raw = io.to_io
+      check_closing(close, writes_first)
+      raw = raw_io(io, "closing")
       return yield if raw.closed?
       return closing_plainly(raw.fileno, &close) if @registry.handed_off?(raw.fileno)
       return shutting_down_after(raw, &close) if writes_first || !raw.equal?(io)
@@ -45,6 +47,20 @@ module ForkSafe
     end
 
     private
+
+    def check_closing(close, writes_first)
+      raise ArgumentError, "closing: a block that closes the socket is required" unless close
+      return if [true, false].include?(writes_first)
+
+      raise ArgumentError, "writes_first: must be true or false, got #{writes_first.inspect}"
+    end
+
+    def raw_io(io, name)
+      raw = io.to_io if io.respond_to?(:to_io)
+      return raw if raw.is_a?(IO)
+
+      raise TypeError, "#{name}: expected an IO, or an object whose to_io is one, got #{io.class}"
+    end
 
     # The hand-off ends once the close is done: a close nested in the block
     # (a wrapper's close calling a ClientSocket's) is plain too.

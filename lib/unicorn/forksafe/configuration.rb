@@ -6,12 +6,11 @@ module ForkSafe
   # Settings read at fork time, so they can change at any moment.
   class Configuration
     # false: the Process._fork hook does nothing (ForkSafe.fork still works).
-    attr_accessor :fork_hook
+    attr_reader :fork_hook
     # Logs one line per child pass (FORKSAFE_DEBUG=1 sets it too).
-    attr_accessor :debug
+    attr_reader :debug
     # Where debug lines and warnings go. Unset, the server's logger (which
     # the integrations give as server_logger), else $stderr.
-    attr_writer :logger
     attr_accessor :server_logger
 
     def initialize
@@ -23,6 +22,31 @@ module ForkSafe
 
     def logger
       @logger || @server_logger || (@stderr_logger ||= Logger.new($stderr))
+    end
+
+    def fork_hook=(value)
+      @fork_hook = boolean("fork_hook", value)
+    end
+
+    def debug=(value)
+      @debug = boolean("debug", value)
+    end
+
+    # Anything with info and warn, as Logger has; nil for the default.
+    def logger=(value)
+      unless value.nil? || (value.respond_to?(:info) && value.respond_to?(:warn))
+        raise TypeError, "logger: expected a Logger (anything with info and warn), got #{value.class}"
+      end
+
+      @logger = value
+    end
+
+    private
+
+    def boolean(name, value)
+      return value if [true, false].include?(value)
+
+      raise ArgumentError, "#{name}: must be true or false, got #{value.inspect}"
     end
   end
 end

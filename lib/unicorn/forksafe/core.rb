@@ -48,6 +48,8 @@ module ForkSafe
     # request's connection, neutralized in any child even when no listener
     # explains it.
     def request(socket = nil, &)
+      raise ArgumentError, "request: a block is required (the request it marks)" unless block_given?
+
       fd = socket && request_fd(socket)
       @registry.register(fd) if fd
       marked(:forksafe_request, &)
@@ -58,6 +60,8 @@ module ForkSafe
     # Marks forks made in the block as the server's own (master spawning a
     # worker): the child keeps the listeners.
     def server_fork(&)
+      raise ArgumentError, "server_fork: a block is required (the forks it marks)" unless block_given?
+
       marked(:forksafe_server_fork, &)
     end
 
@@ -83,11 +87,15 @@ module ForkSafe
 
     private
 
-    # An open IO's fileno is cheap, and this runs on every request; the
-    # native check is for anything else, and names what is wrong with it.
+    # This runs on every request: an open socket's fileno is all it takes.
+    # The native conversion takes an Integer fd, and names anything else.
     def request_fd(socket)
       io = socket.to_io if socket.respond_to?(:to_io)
-      io.is_a?(IO) && !io.closed? ? io.fileno : Native.fds([socket], "socket").first
+      return Native.fds([socket], "socket").first unless io.is_a?(IO)
+      raise ArgumentError, "socket: #{io.inspect} is not a socket" unless io.is_a?(BasicSocket)
+      raise ArgumentError, "socket: #{io.inspect} is closed" if io.closed?
+
+      io.fileno
     end
 
     def marked(key)

@@ -1,0 +1,59 @@
+# frozen_string_literal: true
+
+require "stringio"
+
+# The Ruby API with wrong arguments: a clear exception naming what was
+# wrong, and nothing half done. (ForkSafe.fork's options and the native
+# core's arguments have their own specs.)
+RSpec.describe "bad input to the Ruby API" do
+  describe "ForkSafe.closing" do
+    it "wants an IO, or an object whose to_io is one" do
+      [nil, 3, "socket", StringIO.new].each do |value|
+        expect { ForkSafe.closing(value) { nil } }
+          .to raise_error(TypeError, /closing: expected an IO, or an object whose to_io is one, got #{value.class}/)
+      end
+    end
+
+    it "wants the block that closes, and a boolean writes_first:, and closes nothing without them" do
+      _listener, outbound, accepted = tcp_connection
+      expect { ForkSafe.closing(accepted) }.to raise_error(ArgumentError, /a block that closes the socket is required/)
+      expect { ForkSafe.closing(accepted, writes_first: 1) { accepted.close } }
+        .to raise_error(ArgumentError, "writes_first: must be true or false, got 1")
+      expect(accepted).not_to be_closed
+      expect(outbound.wait_readable(0.1)).to be_nil # no shutdown either: no EOF
+    end
+  end
+
+  describe "ForkSafe.handed_off?" do
+    it "wants an IO, and is false for a closed one" do
+      expect { ForkSafe.handed_off?(:io) }.to raise_error(TypeError, /handed_off\?: expected an IO/)
+      _listener, outbound, = tcp_connection
+      outbound.close
+      expect(ForkSafe.handed_off?(outbound)).to be(false)
+    end
+  end
+
+  describe "ForkSafe.request and ForkSafe.server_fork" do
+    it "want a block" do
+      expect { ForkSafe.request }.to raise_error(ArgumentError, /request: a block is required/)
+      expect { ForkSafe.server_fork }.to raise_error(ArgumentError, /server_fork: a block is required/)
+    end
+
+    it "names a request socket that is not one, and marks nothing" do
+      reader, = track(*IO.pipe)
+      expect { ForkSafe.request("x") { nil } }.to raise_error(TypeError, /socket element: expected/)
+      expect { ForkSafe.request(reader) { nil } }.to raise_error(ArgumentError, /socket: #<IO:fd \d+> is not a socket/)
+      expect(Thread.current[:forksafe_request]).to be_nil
+    end
+  end
+
+  describe "ForkSafe.configure" do
+    it "wants booleans and a logger, and keeps the old value otherwise" do
+      config = ForkSafe.config
+      expect { config.fork_hook = "off" }.to raise_error(ArgumentError, 'fork_hook: must be true or false, got "off"')
+      expect { config.debug = 1 }.to raise_error(ArgumentError, "debug: must be true or false, got 1")
+      expect { config.logger = $stderr.fileno }.to raise_error(TypeError, /logger: expected a Logger .* got Integer/)
+      expect(config.fork_hook).to be(true)
+    end
+  end
+end
