@@ -45,3 +45,21 @@ RSpec.describe "what a child can do with its parent's connections", :e2e do
     expect(tried.map { |t| t["accept"] }).to include("would block") # the listener, alive
   end
 end
+
+# A child that closes the TLS socket objects it inherited (as a tidy child
+# might) writes a close_notify alert: with its reference still live, the
+# client's TLS session ends before the server's response.
+RSpec.describe "a child closing its parent's TLS connections", :e2e do
+  it "sends no close_notify: the client gets the whole response" do
+    server = start_puma(tls: true)
+    seconds, response = https_get(server.port, "/fork?via=plain&life=4&hang=0.5&tls_close=1")
+    expect(seconds).to be < 2
+    expect(response).to match(%r{\AHTTP/1\.0 200 OK\r\n.*\r\n\r\nforked \d+\n\z}m)
+  end
+
+  it "without the gem, ends the client's TLS session before the response" do
+    server = start_puma(tls: true, gem: false)
+    _, response = https_get(server.port, "/fork?via=plain&life=4&hang=0.5&tls_close=1")
+    expect(response).to eq("")
+  end
+end

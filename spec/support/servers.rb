@@ -4,6 +4,7 @@ require "fileutils"
 require "tmpdir"
 require "rbconfig"
 require_relative "http"
+require_relative "tls"
 
 module Support
   # Real unicorn, puma and WEBrick processes serving spec/fixtures/forking_app.ru
@@ -11,6 +12,7 @@ module Support
   # the children the app forked.
   module Servers
     include Http
+    include Tls
 
     APP = File.expand_path("../fixtures/forking_app.ru", __dir__)
     LIB = File.expand_path("../../lib", __dir__)
@@ -34,13 +36,15 @@ module Support
                                                        "-c", File.join(dir, "unicorn.rb"), "-l", listen, APP])
     end
 
-    # options: more command-line options (e.g. --fork-worker).
-    def start_puma(gem: true, threads: 2, workers: 0, env: {}, options: [])
+    # options: more command-line options (e.g. --fork-worker). tls: serve
+    # TLS with a self-signed certificate.
+    def start_puma(gem: true, threads: 2, workers: 0, env: {}, options: [], tls: false)
       dir = server_dir
       port = free_port
+      bind = tls ? "ssl://127.0.0.1:#{port}?#{self_signed(dir)}&verify_mode=none" : "tcp://127.0.0.1:#{port}"
       start_server(dir, port, gem:, env:, command: [executable("puma"), "-e", "production",
                                                     "-t", "#{threads}:#{threads}", "-w", workers.to_s,
-                                                    "-b", "tcp://127.0.0.1:#{port}", *options, APP])
+                                                    "-b", bind, *options, APP])
     end
 
     # WEBrick through rackup: a Rack server the gem has no integration for.
