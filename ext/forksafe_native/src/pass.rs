@@ -32,7 +32,14 @@ pub struct PassReport {
 
 pub fn child_pass(opts: &PassOptions) -> PassReport {
     let mut report = PassReport::default();
-    let targets: Vec<Socket> = sockets(opts.registered)
+    let targets = targets(opts, &mut report);
+    neutralize_all(&targets, &mut report);
+    report
+}
+
+/// What the policy says to neutralize; kept sockets go into the report.
+fn targets(opts: &PassOptions, report: &mut PassReport) -> Vec<Socket> {
+    sockets(opts.registered)
         .into_iter()
         .filter(|s| is_target(s.kind, opts.release_listeners))
         .filter(|s| {
@@ -42,9 +49,15 @@ pub fn child_pass(opts: &PassOptions) -> PassReport {
             }
             !kept
         })
-        .collect();
+        .collect()
+}
+
+/// Points every target at one dead end. A target that is gone by now (in a
+/// child nothing else runs, but a caller of the pass might) is reported as
+/// failed, and the others are still done.
+fn neutralize_all(targets: &[Socket], report: &mut PassReport) {
     let Some(first) = targets.first() else {
-        return report;
+        return;
     };
     let dead = DeadEnd::new().or_else(|e| match e {
         Errno::EMFILE | Errno::ENFILE => DeadEnd::in_place_of(first.fd),
@@ -54,18 +67,17 @@ pub fn child_pass(opts: &PassOptions) -> PassReport {
         Ok(dead) => dead,
         Err(e) => {
             report.failed = targets.iter().map(|s| (s.fd, e)).collect();
-            return report;
+            return;
         }
     };
     report.dead_end = Some(dead.kind());
-    for socket in &targets {
+    for socket in targets {
         match dead.install_over(socket.fd) {
             Ok(()) if socket.kind == Kind::Listener => report.listeners.push(socket.fd),
             Ok(()) => report.clients.push(socket.fd),
             Err(e) => report.failed.push((socket.fd, e)),
         }
     }
-    report
 }
 
 fn is_target(kind: Kind, release_listeners: bool) -> bool {
@@ -79,6 +91,35 @@ fn is_target(kind: Kind, release_listeners: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_target_gone_before_its_turn_is_reported_and_the_rest_done() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _outbound = [
+            TcpStream::connect(server.local_addr().unwrap()).unwrap(),
+            TcpStream::connect(server.local_addr().unwrap()).unwrap(),
+        ];
+        // Far above the numbers the dead end and the other tests, running in
+        // parallel, would take once it is closed.
+        let accepted = server.accept().unwrap().0;
+        let gone =
+            nix::fcntl::fcntl(&accepted, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1500)).unwrap();
+        drop(accepted);
+        let (kept_alive, _) = server.accept().unwrap();
+        let opts = PassOptions::default();
+        let mut report = PassReport::default();
+        let planned: Vec<Socket> = targets(&opts, &mut report)
+            .into_iter()
+            .filter(|s| s.fd == gone || s.fd == kept_alive.as_raw_fd())
+            .collect();
+        assert_eq!(planned.len(), 2);
+        nix::unistd::close(gone).unwrap();
+        neutralize_all(&planned, &mut report);
+        assert_eq!(report.failed, vec![(gone, Errno::EBADF)]);
+        assert_eq!(report.clients, vec![kept_alive.as_raw_fd()]);
+    }
 
     #[test]
     fn targets_follow_the_policy() {
