@@ -62,6 +62,13 @@ RSpec.describe "ForkSafe.fork" do
     expect(outbound.read).to eq("from the child")
   end
 
+  it "starts each child with none of the parent's hand-offs" do
+    _listener, _outbound, accepted = tcp_connection
+    children << ForkSafe.fork(keep: [accepted]) { sleep 3 }
+    expect(in_child { ForkSafe.handed_off?(accepted) }).to be(false)
+    expect(ForkSafe.handed_off?(accepted)).to be(true)
+  end
+
   it "detach: true returns the pid running the block and leaves no child to reap" do
     reader, writer = IO.pipe
     pid = ForkSafe.fork(detach: true) do

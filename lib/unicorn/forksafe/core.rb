@@ -128,11 +128,10 @@ module ForkSafe
       Thread.current[:forksafe_server_fork] = nil
     end
 
-    # The child starts with a fresh lock (the parent's may have been held by
-    # a thread that does not exist here) and its own counters.
+    # The child starts with its own counters and none of the parent's
+    # sockets. (Ruby releases the lock if a thread gone with the fork held it.)
     def forget_parent_state(report)
-      @lock = Mutex.new
-      @registry = Registry.new
+      @registry.forget
       @last_pass = report
       @stats = { forks: 0, clients_neutralized: report[:clients].size,
                  listeners_released: report[:listeners].size }

@@ -8,6 +8,8 @@ module ForkSafe
   # those handed to a child with keep: (closed without shutdown, so the
   # child's connection survives). Thread-safe; a child starts a new one.
   class Registry
+    NONE = [].freeze
+
     def initialize
       @lock = Mutex.new
       @in_flight = Hash.new(0) # fd => requests that registered it
@@ -26,7 +28,17 @@ module ForkSafe
     end
 
     def in_flight
+      return NONE if @in_flight.empty? # the common case, without the lock
+
       @lock.synchronize { @in_flight.keys }
+    end
+
+    # In a forked child, before anything else runs there: the parent's
+    # sockets are none of this process's business. (Ruby releases a lock
+    # that a thread gone with the fork was holding.)
+    def forget
+      @in_flight.clear unless @in_flight.empty?
+      @handed_off.clear unless @handed_off.empty?
     end
 
     def hand_off(fds)
