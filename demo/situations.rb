@@ -103,10 +103,8 @@ class Situations
   # a child that writes into every socket it inherited.
   def neighbour(harness, gem)
     server = harness.start_puma(gem:, threads: 2)
-    neighbour = Thread.new { harness.http_get(server.port, "/slow?s=1", limit: @life + 5) }
-    sleep 0.3 # the neighbour is inside the app now
-    _, forker = harness.http_get(server.port, "#{fork_path}&pry=1", limit: @life + 5)
-    seconds, response = neighbour.value
+    (seconds, response), (_, forker) = harness.neighbour_and_forker(server.port, "#{fork_path}&pry=1",
+                                                                    limit: @life + 5)
     { wait: eof(seconds), leak: leak(response + forker) }
   end
 end

@@ -11,7 +11,7 @@ RSpec.describe "faults around forking requests", :e2e do
 
   # {pid => open fds} of the server's processes.
   def fds_of(server)
-    [server.pid, *children_of(server.pid).keys].to_h { |pid| [pid, fd_count(pid)] }
+    family(server.pid).to_h { |pid| [pid, fd_count(pid)] }
   end
 
   def send_and_leave(server, request)
@@ -50,8 +50,7 @@ RSpec.describe "faults around forking requests", :e2e do
           expect(status_of(response)).to eq("200")
           sleep 1
           expect_still_serving(server)
-          processes = [server.pid, *children_of(server.pid).keys]
-          expect(processes.flat_map { |pid| children_of(pid).values }).not_to include("Z")
+          expect(family(server.pid).flat_map { |pid| children_of(pid).values }).not_to include("Z")
         end
       end
     end

@@ -22,13 +22,10 @@ RSpec.describe "puma with forking requests", :e2e do
     expect(hijacked).to eq("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nhijacked\n")
   end
 
-  # A neighbour request in flight on the other thread while the app forks a
-  # child that lives `life` seconds and writes into every inherited socket.
-  def neighbour_and_forker(server, via, life: 6)
-    neighbour = Thread.new { http_get(server.port, "/slow?s=1") }
-    sleep 0.3 # the neighbour is inside the app now
-    forker = http_get(server.port, "/fork?via=#{via}&life=#{life}&pry=1")
-    [neighbour.value, forker]
+  # The neighbour's and the forker's [seconds, response], the forked child
+  # living `life` seconds and writing into every inherited socket.
+  def neighbour_and_prying_forker(server, via, life: 6)
+    neighbour_and_forker(server.port, "/fork?via=#{via}&life=#{life}&pry=1")
   end
 
   forks.each do |name, query|
@@ -41,7 +38,7 @@ RSpec.describe "puma with forking requests", :e2e do
     it "gives an in-flight neighbour its EOF right after its response (#{via} fork)" do
       server = start_puma(threads: 2)
       (neighbour_seconds, neighbour_response), (forker_seconds, forker_response) =
-        neighbour_and_forker(server, via)
+        neighbour_and_prying_forker(server, via)
       expect(neighbour_seconds).to be < 2.5
       expect(neighbour_response).to match(%r{\AHTTP/1\.[01] 200}).and end_with("slow done\n")
       expect(forker_seconds).to be < 1
@@ -89,7 +86,7 @@ RSpec.describe "puma with forking requests", :e2e do
 
   it "without the gem, the neighbour waits for the child or gets its bytes" do
     server = start_puma(gem: false, threads: 2)
-    (neighbour_seconds, neighbour_response), (forker_seconds,) = neighbour_and_forker(server, "plain", life: 4)
+    (neighbour_seconds, neighbour_response), (forker_seconds,) = neighbour_and_prying_forker(server, "plain", life: 4)
     expect(forker_seconds).to be > 3.5
     expect(neighbour_seconds > 3.5 || neighbour_response.include?("LEAKED")).to be(true)
   end

@@ -28,7 +28,7 @@ RSpec.describe "servers under load", :e2e, :stress do
   # The server's processes (master or single process, and its workers):
   # {pid => [open fds, resident kB]}.
   def state(server)
-    [server.pid, *children_of(server.pid).keys].to_h { |pid| [pid, [fd_count(pid), rss_kb(pid)]] }
+    family(server.pid).to_h { |pid| [pid, [fd_count(pid), rss_kb(pid)]] }
   end
 
   def answered?(path, seconds, response)

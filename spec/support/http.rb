@@ -32,6 +32,15 @@ module Support
       response
     end
 
+    # A neighbour request in flight on another thread (its app sleeps 1 s)
+    # while `path` forks: [[seconds, response] of each].
+    def neighbour_and_forker(port, path, limit: 15)
+      neighbour = Thread.new { http_get(port, "/slow?s=1", limit:) }
+      sleep 0.3 # the neighbour is inside the app now
+      forker = http_get(port, path, limit:)
+      [neighbour.value, forker]
+    end
+
     # curl, as a user would: [seconds, status, body].
     def curl(port, path, limit: 15)
       out, status = Open3.capture2("curl", "-sS", "--max-time", limit.to_s, "-w", CURL_SUMMARY,

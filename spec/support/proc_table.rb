@@ -12,6 +12,11 @@ module Support
       Integer(File.read("/proc/#{pid}/status")[/^VmRSS:\s+(\d+)/, 1])
     end
 
+    # `pid` and its children: a server's master and its workers.
+    def family(pid)
+      [pid, *children_of(pid).keys]
+    end
+
     # {pid => state} of the processes whose parent is `pid`.
     def children_of(pid)
       Dir.glob("/proc/[0-9]*/stat").each_with_object({}) do |path, children|

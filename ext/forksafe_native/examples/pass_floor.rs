@@ -10,13 +10,11 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
+use forksafe_native::fds::open_fds;
 use forksafe_native::pass::{child_pass, PassOptions};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let counts: Vec<usize> = args
         .first()
         .map_or("64,256,4096", String::as_str)
@@ -84,13 +82,6 @@ impl Held {
             ]);
         }
     }
-}
-
-fn open_fds() -> Vec<RawFd> {
-    // SAFETY: F_GETFD only reads the descriptor's flags.
-    (0..65536)
-        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
-        .collect()
 }
 
 fn fstat_each(fds: &[RawFd]) {

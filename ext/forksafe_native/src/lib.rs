@@ -6,7 +6,7 @@
 
 mod addr;
 mod classify;
-mod fds;
+pub mod fds;
 mod neutralize;
 pub mod pass;
 

@@ -27,8 +27,7 @@ module ForkSafe
     # for a server that shuts down on its own (unicorn's normal path). If
     # the fork fails, no child has them: they are shut down as usual.
     def handing_off(ios, fds)
-      fresh = fds.reject { |fd| @registry.handed_off?(fd) }
-      @registry.hand_off(fresh)
+      fresh = @registry.hand_off(fds)
       ios.each { |io| io.extend(ClientSocket) if io.is_a?(BasicSocket) && !io.is_a?(ClientSocket) }
       yield
     rescue SystemCallError

@@ -6,7 +6,7 @@ module ForkSafe
   # The sockets a process knows more about than the kernel can tell: those
   # in flight in a request (clients even if no listener explains them), and
   # those handed to a child with keep: (closed without shutdown, so the
-  # child's connection survives). Thread-safe; a child starts a new one.
+  # child's connection survives). Thread-safe; a child forgets the parent's.
   class Registry
     NONE = [].freeze
 
@@ -41,8 +41,9 @@ module ForkSafe
       @handed_off.clear unless @handed_off.empty?
     end
 
+    # Returns the fds that were not handed off already.
     def hand_off(fds)
-      @lock.synchronize { @handed_off.merge(fds) }
+      @lock.synchronize { fds.select { |fd| @handed_off.add?(fd) } }
     end
 
     def handed_off?(fd)
