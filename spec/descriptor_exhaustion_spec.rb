@@ -16,16 +16,16 @@ RSpec.describe "a child with no free descriptor", :without_hook do
     held
   end
 
-  it "still drops its reference to the client, warns, and runs on" do
-    _listener, outbound, accepted = tcp_connection
+  it "still drops its references to the client and the listener, warns, and runs on" do
+    listener, outbound, accepted = tcp_connection
     fd = accepted.fileno
     reader, writer = track(*IO.pipe)
     pid = child do
       ForkSafe.config.logger = Logger.new(writer)
       held = fill_descriptor_table
-      ForkSafe.after_fork_in_child
+      ForkSafe.forked(0, ForkSafe::ChildPlan.new([], true, []))
       held.each(&:close)
-      writer.puts("pass #{ForkSafe.last_pass.slice(:clients, :dead_end)}")
+      writer.puts("pass #{ForkSafe.last_pass.slice(:clients, :listeners, :dead_end, :failed)}")
       sleep 5
     end
     writer.close
@@ -33,7 +33,7 @@ RSpec.describe "a child with no free descriptor", :without_hook do
     accepted.close
     expect(seconds_to_eof(outbound, limit: 3)).to be < 1 # while the child lives on
     expect(Process.wait(pid, Process::WNOHANG)).to be_nil
-    expect(lines).to match([/WARN -- : forksafe: child #{pid} had no descriptor .* \(vacated\)$/,
-                            "pass {:clients=>[#{fd}], :dead_end=>:vacated}\n"])
+    pass = "pass {:clients=>[#{fd}], :listeners=>[#{listener.fileno}], :dead_end=>:vacated, :failed=>{}}\n"
+    expect(lines).to match([/WARN -- : forksafe: child #{pid} had no descriptor .* \(vacated\)$/, pass])
   end
 end

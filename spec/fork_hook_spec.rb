@@ -65,6 +65,22 @@ RSpec.describe "the Process._fork hook" do
     expect(port_refused_after_child { ForkSafe.request { ForkSafe.server_fork { running_child } } }).to be(false)
   end
 
+  it "gives a child none of its parent's marks: a worker spawned by the server releases listeners in its requests" do
+    listener, = tcp_connection
+    released = ForkSafe.server_fork do
+      in_child { ForkSafe.request { in_child { ForkSafe.last_pass[:listeners] } } }
+    end
+    expect(released).to eq([listener.fileno])
+  end
+
+  it "gives a child none of its parent's requests in flight" do
+    _listener, _outbound, accepted = tcp_connection
+    ForkSafe.request(accepted) do
+      expect(ForkSafe.child_plan.registered).to eq([accepted.fileno])
+      expect(in_child { ForkSafe.child_plan.registered }).to eq([])
+    end
+  end
+
   it "neutralizes a request's registered socket that no listener explains" do
     listener, outbound, accepted = tcp_connection
     listener.close

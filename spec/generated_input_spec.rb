@@ -29,7 +29,8 @@ RSpec.describe "generated input" do
 
   # The native core's functions, by arity: each argument random.
   def native_calls(pick)
-    { open_fds: 0, fds: 2, sockets: 1, neutralize: 1, shutdown: 1, child_pass: 3 }.to_h do |name, arity|
+    { open_fds: 0, fds: 2, sockets: 1, neutralize: 1, shutdown: 1, child_pass: 3, forked: 5, last_pass: 0,
+      stats: 0 }.to_h do |name, arity|
       ["Native.#{name}", -> { ForkSafe::Native.public_send(name, *Array.new(arity) { pick.call }) }]
     end
   end

@@ -96,6 +96,27 @@ RSpec.describe "ForkSafe::Native argument checking" do
     end
   end
 
+  describe ".forked" do
+    it "names a pid that fork cannot have returned, and counts nothing" do
+      forks = ForkSafe.stats[:forks]
+      [-1, nil, 2**40].each do |pid|
+        expect { ForkSafe::Native.forked(pid, [], true, [], false) }
+          .to raise_error(ArgumentError, /pid: expected what fork returned \(0, or a child's pid\), got #{pid.inspect}/)
+      end
+      expect { ForkSafe::Native.forked(1, [], true, [], nil) }
+        .to raise_error(TypeError, /debug: expected true or false/)
+      expect(ForkSafe.stats[:forks]).to eq(forks)
+    end
+
+    it "makes one pass per process, however often a child asks" do
+      listener, = tcp_connection
+      expect(in_child do
+        [ForkSafe::Native.forked(0, [], true, [], true), ForkSafe::Native.forked(0, [], false, [], true),
+         ForkSafe.last_pass[:listeners]]
+      end).to eq([true, false, [listener.fileno]])
+    end
+  end
+
   it "defines ForkSafe::Error as a StandardError" do
     expect(ForkSafe::Error.ancestors).to include(StandardError)
   end

@@ -7,6 +7,7 @@
 mod addr;
 mod classify;
 pub mod fds;
+mod ledger;
 mod neutralize;
 pub mod pass;
 
@@ -20,6 +21,7 @@ use nix::errno::Errno;
 
 use crate::addr::SockAddr;
 use crate::classify::Socket;
+use crate::ledger::{ledger, OwnPass};
 use crate::neutralize::{shutdown_both, DeadEnd};
 use crate::pass::{child_pass, PassOptions, PassReport};
 
@@ -39,6 +41,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_module_function("neutralize", function!(neutralize, 1))?;
     native.define_module_function("shutdown", function!(shutdown, 1))?;
     native.define_module_function("child_pass", function!(pass, 3))?;
+    native.define_module_function("forked", function!(forked, 5))?;
+    native.define_module_function("last_pass", function!(last_pass, 0))?;
+    native.define_module_function("stats", function!(stats, 0))?;
     Ok(())
 }
 
@@ -104,6 +109,74 @@ fn pass(
             registered: &registered,
         });
         report_hash(ruby, &report, started.elapsed())
+    })
+}
+
+/// ForkSafe::Native.forked(pid, keep, release_listeners, registered, debug) -> log?
+///
+/// Both sides of a fork in one call, which the parent makes on every fork:
+/// so in the child, Ruby's call site is warm and the report stays in Rust
+/// until asked for (a fresh child pays a page copy for every cache Ruby
+/// fills and every object it makes). In the parent (pid > 0) the fork is
+/// counted; in the child (pid 0) the pass runs, once per process. True when
+/// the child's pass should be logged: debug is on, or something failed.
+fn forked(
+    ruby: &Ruby,
+    pid: Value,
+    keep: Value,
+    release_listeners: Value,
+    registered: Value,
+    debug: Value,
+) -> Result<bool, Error> {
+    guard(|| {
+        let pid = pid_arg(ruby, pid)?;
+        let keep = fd_list(ruby, "keep", keep)?;
+        let registered = fd_list(ruby, "registered", registered)?;
+        let release_listeners = bool_arg(ruby, "release_listeners", release_listeners)?;
+        let debug = bool_arg(ruby, "debug", debug)?;
+        let mut ledger = ledger();
+        if pid > 0 {
+            ledger.count_fork();
+            return Ok(false);
+        }
+        let own = ledger.pass_once(|| {
+            let started = Instant::now();
+            let report = child_pass(&PassOptions {
+                keep: &keep,
+                release_listeners,
+                registered: &registered,
+            });
+            OwnPass {
+                report,
+                took: started.elapsed(),
+            }
+        });
+        Ok(own.is_some_and(|own| debug || own.report.has_trouble()))
+    })
+}
+
+/// ForkSafe::Native.last_pass -> report or nil: this process's own pass.
+fn last_pass(ruby: &Ruby) -> Result<Option<RHash>, Error> {
+    guard(|| {
+        ledger()
+            .own_pass()
+            .map(|own| report_hash(ruby, &own.report, own.took))
+            .transpose()
+    })
+}
+
+/// ForkSafe::Native.stats -> {forks:, clients_neutralized:, listeners_released:}
+fn stats(ruby: &Ruby) -> Result<RHash, Error> {
+    guard(|| {
+        let ledger = ledger();
+        let (clients, listeners) = ledger.own_pass().map_or((0, 0), |own| {
+            (own.report.clients.len(), own.report.listeners.len())
+        });
+        let hash = ruby.hash_new();
+        hash.aset(ruby.to_symbol("forks"), ledger.forks())?;
+        hash.aset(ruby.to_symbol("clients_neutralized"), clients)?;
+        hash.aset(ruby.to_symbol("listeners_released"), listeners)?;
+        Ok(hash)
     })
 }
 
@@ -187,6 +260,23 @@ fn fd_list(ruby: &Ruby, name: &str, value: Value) -> Result<Vec<RawFd>, Error> {
         .into_iter()
         .map(|item| fd_arg(ruby, &format!("{name} element"), item))
         .collect()
+}
+
+/// What fork returned: a child's pid in the parent, 0 in the child.
+fn pid_arg(ruby: &Ruby, value: Value) -> Result<libc::pid_t, Error> {
+    Integer::from_value(value)
+        .and_then(|int| int.to_i64().ok())
+        .and_then(|n| libc::pid_t::try_from(n).ok())
+        .filter(|&pid| pid >= 0)
+        .ok_or_else(|| {
+            arg_error(
+                ruby,
+                format!(
+                    "pid: expected what fork returned (0, or a child's pid), got {}",
+                    value.inspect()
+                ),
+            )
+        })
 }
 
 fn bool_arg(ruby: &Ruby, name: &str, value: Value) -> Result<bool, Error> {

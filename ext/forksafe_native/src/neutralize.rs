@@ -10,7 +10,7 @@
 //! `shutdown_both` ends *the connection*, for every process holding it:
 //! the peer gets EOF at once however many references remain.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
@@ -66,7 +66,10 @@ impl DeadEnd {
         // SAFETY: the caller hands over `fd`; nothing else uses it in here.
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
         let null = dev_null(cloexec)?;
-        if null.as_raw_fd() != fd {
+        if null.as_raw_fd() == fd {
+            // Ours from now on: dropping `null` would empty the slot again.
+            let _ = null.into_raw_fd();
+        } else {
             // Another slot was free after all: move it to `fd`'s number.
             dup3(null.as_raw_fd(), fd, cloexec)?;
         }
@@ -78,7 +81,7 @@ impl DeadEnd {
 
     fn owning(fd: OwnedFd, kind: DeadEndKind) -> Self {
         Self {
-            fd: std::os::fd::IntoRawFd::into_raw_fd(fd),
+            fd: fd.into_raw_fd(),
             kind,
         }
     }

@@ -30,6 +30,17 @@ pub struct PassReport {
     pub failed: Vec<(RawFd, Errno)>,
 }
 
+impl PassReport {
+    /// Something the child could not do as planned, worth a warning.
+    pub fn has_trouble(&self) -> bool {
+        !self.failed.is_empty()
+            || matches!(
+                self.dead_end,
+                Some(DeadEndKind::DevNull | DeadEndKind::Vacated)
+            )
+    }
+}
+
 pub fn child_pass(opts: &PassOptions) -> PassReport {
     let mut report = PassReport::default();
     let targets = targets(opts, &mut report);

@@ -14,19 +14,17 @@ module ForkSafe
   # ArgumentError or TypeError naming the argument.
   class Error < StandardError; end
 
+  NO_FDS = [].freeze
+
   @config = Configuration.new
-  @stats = { forks: 0, clients_neutralized: 0, listeners_released: 0 }
   @registry = Registry.new
-  @lock = Mutex.new
-  @pass_pid = nil
-  @last_pass = nil
+
+  # What a child's pass is to do, decided in the parent just before the
+  # fork, from the forking thread's marks.
+  ChildPlan = Struct.new(:keep, :release_listeners, :registered)
 
   class << self
     attr_reader :config
-
-    # The report of this process's own pass, if it is a forked child:
-    # {clients:, listeners:, kept:, dead_end:, failed:, seconds:}.
-    attr_reader :last_pass
 
     def configure
       yield config
@@ -35,7 +33,13 @@ module ForkSafe
     # Counters of this process: forks it made, and what its own pass
     # neutralized (a child's pass runs in the child, so it counts there).
     def stats
-      @lock.synchronize { @stats.dup }
+      Native.stats
+    end
+
+    # The report of this process's own pass, if it is a forked child:
+    # {clients:, listeners:, kept:, dead_end:, failed:, seconds:}.
+    def last_pass
+      Native.last_pass
     end
 
     # The process's sockets as the kernel classifies them.
@@ -65,24 +69,20 @@ module ForkSafe
       marked(:forksafe_server_fork, &)
     end
 
-    # The child's side of a fork: one native pass, at most once per process.
-    # Called by the fork hook and by ForkSafe.fork, before any app code.
-    def after_fork_in_child
-      return if @pass_pid == Process.pid
-
-      @pass_pid = Process.pid
-      report = Native.child_pass(child_keep, release_listeners?, @registry.in_flight)
-      forget_marks
-      forget_parent_state(report)
-      warn_failures(report)
-      log_pass(report)
-    rescue StandardError => e
-      config.logger.warn("forksafe: child #{Process.pid} pass failed: #{e.class}: #{e.message}")
+    # In the parent, just before a fork: what the child's pass is to do.
+    def child_plan
+      options = Thread.current[:forksafe_fork]
+      keep = options ? options[:keep] : NO_FDS
+      ChildPlan.new(keep, release_listeners?(options), @registry.in_flight)
     end
 
-    # The parent's side: constant-time bookkeeping only.
-    def after_fork_in_parent
-      @lock.synchronize { @stats[:forks] += 1 }
+    # Both sides of a fork, right after it: `pid` is what fork returned. The
+    # parent takes this very path on every fork, so a fresh child runs only
+    # code whose caches are already filled, and writes next to nothing.
+    def forked(pid, plan)
+      log_pass if Native.forked(pid, plan.keep, plan.release_listeners, plan.registered, config.debug)
+    rescue StandardError => e
+      config.logger.warn("forksafe: process #{Process.pid}, after fork: #{e.class}: #{e.message}")
     end
 
     private
@@ -98,43 +98,37 @@ module ForkSafe
       io.fileno
     end
 
+    # A mark holds the pid that made it. The forking thread goes on in the
+    # child inside the blocks that marked it, but a worker spawned inside
+    # server_fork, or a child of a request, serves no request of its own
+    # yet: in the child the marks are its parent's, and count for nothing.
     def marked(key)
       previous = Thread.current[key]
-      Thread.current[key] = true
+      Thread.current[key] = Process.pid
       yield
     ensure
       Thread.current[key] = previous
     end
 
-    def child_keep
-      Thread.current[:forksafe_fork]&.fetch(:keep) || []
+    def marked?(key)
+      Thread.current[key] == Process.pid
     end
 
     # App code (ForkSafe.fork, or a fork while serving a request) releases
     # listeners; the server's own forks, and forks nobody marked, keep them.
-    def release_listeners?
-      options = Thread.current[:forksafe_fork]
+    # (ForkSafe.fork's options are not pid-stamped: the middle process of a
+    # detached fork forks the grandchild with them.)
+    def release_listeners?(options)
       return options[:release_listeners] if options
-      return false if Thread.current[:forksafe_server_fork]
+      return false if marked?(:forksafe_server_fork)
 
-      Thread.current[:forksafe_request] ? true : false
+      marked?(:forksafe_request)
     end
 
-    # The forking thread's marks were the parent's: a worker spawned inside
-    # server_fork, or a child of a request, serves no request of its own yet.
-    # (ForkSafe.fork's options stay: a detached grandchild needs them.)
-    def forget_marks
-      Thread.current[:forksafe_request] = nil
-      Thread.current[:forksafe_server_fork] = nil
-    end
-
-    # The child starts with its own counters and none of the parent's
-    # sockets. (Ruby releases the lock if a thread gone with the fork held it.)
-    def forget_parent_state(report)
-      @registry.forget
-      @last_pass = report
-      @stats = { forks: 0, clients_neutralized: report[:clients].size,
-                 listeners_released: report[:listeners].size }
+    def log_pass
+      report = last_pass
+      warn_failures(report)
+      log_debug(report) if config.debug
     end
 
     def warn_failures(report)
@@ -147,9 +141,7 @@ module ForkSafe
       config.logger.warn("forksafe: child #{Process.pid} could not neutralize #{report[:failed].inspect}")
     end
 
-    def log_pass(report)
-      return unless config.debug
-
+    def log_debug(report)
       config.logger.info(
         format("forksafe: child %<pid>d of %<ppid>d: neutralized clients %<clients>p, " \
                "released listeners %<listeners>p, kept %<kept>p in %<us>.0fus",

@@ -52,15 +52,17 @@ module ForkSafe
       Thread.current[:forksafe_fork] = previous
     end
 
-    # Runs the pass here too, so ForkSafe.fork is safe without the hook.
+    # Makes the pass here too, so ForkSafe.fork is safe without the hook.
+    # With the hook, the child has made it already and this one is a no-op.
     def safe_fork(&block)
+      plan = child_plan
       if block
         Process.fork do
-          after_fork_in_child
+          forked(0, plan)
           block.call
         end
       else
-        Process.fork.tap { |pid| after_fork_in_child unless pid }
+        Process.fork.tap { |pid| forked(0, plan) unless pid }
       end
     end
 

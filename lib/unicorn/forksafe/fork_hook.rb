@@ -8,10 +8,11 @@ module ForkSafe
   # chain, as ActiveSupport's ForkTracker does.
   module ForkHook
     def _fork
+      return super unless ForkSafe.config.fork_hook
+
+      plan = ForkSafe.child_plan
       pid = super
-      if ForkSafe.config.fork_hook
-        pid.zero? ? ForkSafe.after_fork_in_child : ForkSafe.after_fork_in_parent
-      end
+      ForkSafe.forked(pid, plan)
       pid
     end
   end
