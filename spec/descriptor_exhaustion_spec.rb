@@ -2,10 +2,11 @@
 
 require "logger"
 
-# A child whose descriptor table is full (RLIMIT_NOFILE reached) can make no
-# dead socket to point the client's fd at. It still drops its reference to
-# the connection, warns, and runs on. (The pass is called directly once the
-# table is full: Ruby's own fork needs a free descriptor for its timer.)
+# A child whose descriptor table is full (RLIMIT_NOFILE reached) can open
+# nothing. The dead socket its parent keeps for it needs no new descriptor;
+# without one, the child still drops its references to the connections,
+# warns, and runs on. (The pass is called directly once the table is full:
+# Ruby's own fork needs a free descriptor for its timer.)
 RSpec.describe "a child with no free descriptor", :without_hook do
   # Opens /dev/null until the limit, a few slots above what is open now.
   def fill_descriptor_table
@@ -16,22 +17,48 @@ RSpec.describe "a child with no free descriptor", :without_hook do
     held
   end
 
-  it "still drops its references to the client and the listener, warns, and runs on" do
+  # Runs the pass in a child whose table is full, which then lives on.
+  # Returns its pid, and the lines it logged up to its report.
+  def pass_with_full_table(before_filling)
+    reader, writer = track(*IO.pipe)
+    pid = child { report_pass_with_full_table(writer, before_filling) }
+    writer.close
+    [pid, lines_until_report(reader)]
+  end
+
+  def report_pass_with_full_table(writer, before_filling)
+    ForkSafe.config.logger = Logger.new(writer)
+    before_filling.call
+    held = fill_descriptor_table
+    ForkSafe.forked(0, ForkSafe::ChildPlan.new([], true, []))
+    held.each(&:close)
+    writer.puts("pass #{ForkSafe.last_pass.slice(:clients, :listeners, :dead_end, :failed)}")
+    sleep 5
+  end
+
+  def lines_until_report(reader)
+    lines = []
+    lines << reader.gets until lines.last&.start_with?("pass")
+    lines
+  end
+
+  it "uses the dead socket its parent keeps, and has nothing to warn about" do
     listener, outbound, accepted = tcp_connection
     fd = accepted.fileno
-    reader, writer = track(*IO.pipe)
-    pid = child do
-      ForkSafe.config.logger = Logger.new(writer)
-      held = fill_descriptor_table
-      ForkSafe.forked(0, ForkSafe::ChildPlan.new([], true, []))
-      held.each(&:close)
-      writer.puts("pass #{ForkSafe.last_pass.slice(:clients, :listeners, :dead_end, :failed)}")
-      sleep 5
-    end
-    writer.close
-    lines = [reader.gets, reader.gets]
+    pid, lines = pass_with_full_table(-> {})
     accepted.close
     expect(seconds_to_eof(outbound, limit: 3)).to be < 1 # while the child lives on
+    expect(Process.wait(pid, Process::WNOHANG)).to be_nil
+    pass = "pass {:clients=>[#{fd}], :listeners=>[#{listener.fileno}], :dead_end=>:socket, :failed=>{}}\n"
+    expect(lines).to eq([pass])
+  end
+
+  it "without it, still drops its references to the client and the listener, warns, and runs on" do
+    listener, outbound, accepted = tcp_connection
+    fd = accepted.fileno
+    pid, lines = pass_with_full_table(-> { kept_for_children.each { |kept| IO.for_fd(kept).close } })
+    accepted.close
+    expect(seconds_to_eof(outbound, limit: 3)).to be < 1
     expect(Process.wait(pid, Process::WNOHANG)).to be_nil
     pass = "pass {:clients=>[#{fd}], :listeners=>[#{listener.fileno}], :dead_end=>:vacated, :failed=>{}}\n"
     expect(lines).to match([/WARN -- : forksafe: child #{pid} had no descriptor .* \(vacated\)$/, pass])

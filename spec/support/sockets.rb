@@ -58,6 +58,26 @@ module Support
       end
     end
 
+    # The descriptors the gem keeps open for this process's children (its
+    # status file and a dead socket), as /proc shows them.
+    def kept_for_children
+      Dir.children("/proc/self/fd").map(&:to_i).select { |fd| status_file?(fd) || dead_socket?(fd) }
+    end
+
+    def status_file?(fd)
+      File.readlink("/proc/self/fd/#{fd}").match?(%r{\A/proc/\d+/status\z})
+    rescue Errno::ENOENT # the listing's own descriptor
+      false
+    end
+
+    # An unnamed Unix socket that reads EOF at once.
+    def dead_socket?(fd)
+      row = ForkSafe::Native.sockets([]).find { |s| s[:fd] == fd }
+      return false unless row && row[:kind] == :connected && row[:local].nil? && row[:remote].nil?
+
+      IO.for_fd(fd, autoclose: false).read_nonblock(1, exception: false).nil?
+    end
+
     def kind_of_fd(io, registered: [])
       row = ForkSafe::Native.sockets(registered).find { |s| s[:fd] == io.fileno }
       row && row[:kind]

@@ -60,7 +60,12 @@ pub struct Probe {
 /// Every socket the process holds, classified. `registered` fds count as
 /// clients when they are connected stream sockets.
 pub fn sockets(registered: &[RawFd]) -> Vec<Socket> {
-    let probes = open_fds().into_iter().filter_map(probe).collect();
+    sockets_among(open_fds(), registered)
+}
+
+/// The same, among `fds` only.
+pub fn sockets_among(fds: Vec<RawFd>, registered: &[RawFd]) -> Vec<Socket> {
+    let probes = fds.into_iter().filter_map(probe).collect();
     classify(probes, registered)
 }
 

@@ -23,7 +23,14 @@ const SWEEP_CAP: u64 = 1 << 20;
 const POLL_CHUNK: usize = 256;
 
 pub fn open_fds() -> Vec<RawFd> {
-    if let Some(size) = fd_table_size().filter(|&size| size <= SWEEP_TABLE_MAX) {
+    open_fds_within(None)
+}
+
+/// The same, given a bound on the fd table's size if the caller knows one
+/// (a child is given its parent's: see `kit`); else FDSize is read.
+pub fn open_fds_within(known_table_size: Option<RawFd>) -> Vec<RawFd> {
+    let table_size = known_table_size.or_else(fd_table_size);
+    if let Some(size) = table_size.filter(|&size| size <= SWEEP_TABLE_MAX) {
         return open_below(size);
     }
     match list_fd_dir() {
@@ -88,8 +95,8 @@ fn fd_table_size() -> Option<RawFd> {
     None
 }
 
-#[cfg(any(target_os = "linux", test))]
-fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
+/// FDSize from the text of a /proc status file.
+pub fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
     let line = status
         .split(|&b| b == b'\n')
         .find(|l| l.starts_with(b"FDSize:"))?;

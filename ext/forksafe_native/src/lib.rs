@@ -7,6 +7,7 @@
 mod addr;
 mod classify;
 pub mod fds;
+mod kit;
 mod ledger;
 mod neutralize;
 pub mod pass;
@@ -35,6 +36,7 @@ static FORKSAFE_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| {
 fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = ruby.define_module("ForkSafe")?.define_module("Native")?;
     ruby.get_inner(&FORKSAFE_ERROR);
+    kit::prepare();
     native.define_module_function("open_fds", function!(open_fds, 0))?;
     native.define_module_function("fds", function!(fds_of, 2))?;
     native.define_module_function("sockets", function!(sockets, 1))?;
@@ -107,6 +109,7 @@ fn pass(
             keep: &keep,
             release_listeners,
             registered: &registered,
+            ..PassOptions::default()
         });
         report_hash(ruby, &report, started.elapsed())
     })
@@ -137,6 +140,7 @@ fn forked(
         let mut ledger = ledger();
         if pid > 0 {
             ledger.count_fork();
+            kit::prepare();
             return Ok(false);
         }
         let own = ledger.pass_once(|| {
@@ -145,6 +149,8 @@ fn forked(
                 keep: &keep,
                 release_listeners,
                 registered: &registered,
+                fd_table_size: kit::parent_fd_table_size(),
+                dead_end: kit::inherited_dead_end(),
             });
             OwnPass {
                 report,

@@ -44,6 +44,9 @@ impl DeadEndKind {
 pub struct DeadEnd {
     fd: RawFd,
     kind: DeadEndKind,
+    /// Closed on drop; not when it was vacated into a target's slot, nor
+    /// when it is someone else's (a dead socket the parent left).
+    owned: bool,
 }
 
 impl DeadEnd {
@@ -76,13 +79,24 @@ impl DeadEnd {
         Ok(Self {
             fd,
             kind: DeadEndKind::Vacated,
+            owned: false,
         })
+    }
+
+    /// A dead socket that outlives this pass: it is not closed after.
+    pub fn shared(fd: RawFd) -> Self {
+        Self {
+            fd,
+            kind: DeadEndKind::Socket,
+            owned: false,
+        }
     }
 
     fn owning(fd: OwnedFd, kind: DeadEndKind) -> Self {
         Self {
             fd: fd.into_raw_fd(),
             kind,
+            owned: true,
         }
     }
 
@@ -102,8 +116,8 @@ impl DeadEnd {
 
 impl Drop for DeadEnd {
     fn drop(&mut self) {
-        if self.kind != DeadEndKind::Vacated {
-            // SAFETY: we own fd unless it was vacated into a target's slot.
+        if self.owned {
+            // SAFETY: this dead end opened fd and nothing else closes it.
             drop(unsafe { OwnedFd::from_raw_fd(self.fd) });
         }
     }
@@ -118,7 +132,9 @@ pub fn shutdown_both(fd: RawFd) -> Result<(), Errno> {
     }
 }
 
-fn dead_socket() -> Result<OwnedFd, Errno> {
+/// A socket that reads EOF, fails writes with EPIPE and accepts nothing:
+/// one end of a socketpair, shut down both ways, whose peer is closed.
+pub fn dead_socket() -> Result<OwnedFd, Errno> {
     let (end, peer) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,

@@ -5,7 +5,8 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-use crate::classify::{sockets, Kind, Socket};
+use crate::classify::{sockets_among, Kind, Socket};
+use crate::fds::open_fds_within;
 use crate::neutralize::{DeadEnd, DeadEndKind};
 
 #[derive(Debug, Default)]
@@ -16,6 +17,10 @@ pub struct PassOptions<'a> {
     pub release_listeners: bool,
     /// Sockets a server integration registered as in flight.
     pub registered: &'a [RawFd],
+    /// A bound on the fd table's size, if the caller knows one.
+    pub fd_table_size: Option<RawFd>,
+    /// A dead socket to point targets at, if the caller has one.
+    pub dead_end: Option<RawFd>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -44,13 +49,13 @@ impl PassReport {
 pub fn child_pass(opts: &PassOptions) -> PassReport {
     let mut report = PassReport::default();
     let targets = targets(opts, &mut report);
-    neutralize_all(&targets, &mut report);
+    neutralize_all(&targets, opts.dead_end, &mut report);
     report
 }
 
 /// What the policy says to neutralize; kept sockets go into the report.
 fn targets(opts: &PassOptions, report: &mut PassReport) -> Vec<Socket> {
-    sockets(opts.registered)
+    sockets_among(open_fds_within(opts.fd_table_size), opts.registered)
         .into_iter()
         .filter(|s| is_target(s.kind, opts.release_listeners))
         .filter(|s| {
@@ -66,14 +71,17 @@ fn targets(opts: &PassOptions, report: &mut PassReport) -> Vec<Socket> {
 /// Points every target at one dead end. A target that is gone by now (in a
 /// child nothing else runs, but a caller of the pass might) is reported as
 /// failed, and the others are still done.
-fn neutralize_all(targets: &[Socket], report: &mut PassReport) {
+fn neutralize_all(targets: &[Socket], shared: Option<RawFd>, report: &mut PassReport) {
     let Some(first) = targets.first() else {
         return;
     };
-    let dead = DeadEnd::new().or_else(|e| match e {
-        Errno::EMFILE | Errno::ENFILE => DeadEnd::in_place_of(first.fd),
-        e => Err(e),
-    });
+    let dead = match shared {
+        Some(fd) => Ok(DeadEnd::shared(fd)),
+        None => DeadEnd::new().or_else(|e| match e {
+            Errno::EMFILE | Errno::ENFILE => DeadEnd::in_place_of(first.fd),
+            e => Err(e),
+        }),
+    };
     let dead = match dead {
         Ok(dead) => dead,
         Err(e) => {
@@ -127,7 +135,7 @@ mod tests {
             .collect();
         assert_eq!(planned.len(), 2);
         nix::unistd::close(gone).unwrap();
-        neutralize_all(&planned, &mut report);
+        neutralize_all(&planned, None, &mut report);
         assert_eq!(report.failed, vec![(gone, Errno::EBADF)]);
         assert_eq!(report.clients, vec![kept_alive.as_raw_fd()]);
     }

@@ -1,0 +1,161 @@
+//! What a process prepares once for all the children it will fork: a dead
+//! socket for them to point their clients at, and its own /proc status file,
+//! open, whose FDSize bounds every fd a child inherited.
+//!
+//! In a fresh child, making a socketpair costs about 13 us and opening its
+//! own status file about 18 us (procfs builds the new pid's entries); using
+//! what the parent left open costs an fstat and a pread. Both descriptors
+//! are close-on-exec, and a child checks each is still the one the parent
+//! made (same device and inode) before trusting it: app code may have
+//! closed them and reused their numbers. Whatever fails the check, the
+//! child makes its own as before.
+
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::{fstat, Mode};
+
+use crate::fds::parse_fd_size;
+use crate::neutralize::dead_socket;
+
+/// A descriptor this module opened, and the file it was opened on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    fd: RawFd,
+    dev: u64,
+    ino: u64,
+}
+
+impl Held {
+    fn hold(fd: OwnedFd) -> Option<Self> {
+        let stat = fstat(&fd).ok()?;
+        Some(Self {
+            fd: fd.into_raw_fd(),
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
+        })
+    }
+
+    /// Still open on the same file: nobody closed it and reused the number.
+    fn is_intact(&self) -> bool {
+        // SAFETY: fstat only writes into `stat`.
+        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+        let rc = unsafe { libc::fstat(self.fd, &mut stat) };
+        rc == 0 && stat.st_dev as u64 == self.dev && stat.st_ino as u64 == self.ino
+    }
+
+    fn close_if_intact(self) {
+        if self.is_intact() {
+            // SAFETY: the number is still the file this module opened.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}
+
+pub struct Kit {
+    /// The process that opened `status`: a child may read it only if this
+    /// is its parent. (A grandchild inherits its grandparent's kit until
+    /// its parent prepares its own.)
+    owner: libc::pid_t,
+    status: Option<Held>,
+    dead_end: Option<Held>,
+}
+
+/// Used with Ruby's GVL held, as the ledger is: no thread holds it at fork.
+static KIT: Mutex<Kit> = Mutex::new(Kit {
+    owner: 0,
+    status: None,
+    dead_end: None,
+});
+
+fn kit() -> std::sync::MutexGuard<'static, Kit> {
+    KIT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes the kit this process's own, if it is not yet: when the extension
+/// loads, and in a child at its first fork. A dead socket inherited intact
+/// is kept (dead is dead, whoever made it); the parent's status file is
+/// replaced by this process's. What cannot be opened is left out.
+pub fn prepare() {
+    let pid = std::process::id() as libc::pid_t;
+    let mut kit = kit();
+    if kit.owner == pid {
+        return;
+    }
+    kit.owner = pid;
+    if let Some(old) = kit.status.take() {
+        old.close_if_intact();
+    }
+    kit.status = open(
+        "/proc/self/status",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+    .and_then(Held::hold);
+    if !kit.dead_end.is_some_and(|held| held.is_intact()) {
+        kit.dead_end = dead_socket().ok().and_then(Held::hold);
+    }
+}
+
+/// In a child: the dead socket its parent left, if it is intact.
+pub fn inherited_dead_end() -> Option<RawFd> {
+    kit().dead_end.filter(Held::is_intact).map(|held| held.fd)
+}
+
+/// In a child: the size of its parent's fd table now. The child's table is
+/// a copy of the parent's at fork, and a table never shrinks, so no fd the
+/// child inherited lies beyond it. None unless the kit is its parent's.
+pub fn parent_fd_table_size() -> Option<RawFd> {
+    let kit = kit();
+    // SAFETY: getppid has no arguments and cannot fail.
+    let held = kit
+        .status
+        .filter(|_| kit.owner == unsafe { libc::getppid() })
+        .filter(Held::is_intact)?;
+    let mut buf = [0u8; 4096];
+    // SAFETY: the kernel writes at most buf.len() bytes into buf. Reading
+    // at offset 0 renders the file afresh and leaves the shared offset be.
+    let n = unsafe { libc::pread(held.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let n = Errno::result(n).ok()? as usize;
+    parse_fd_size(&buf[..n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fds::open_fds;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_held_descriptor_notices_its_number_reused() {
+        let (reader, _writer) = nix::unistd::pipe().unwrap();
+        let held = Held::hold(reader).unwrap();
+        assert!(held.is_intact());
+        let other = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dup2 onto a number this test owns.
+        assert_eq!(unsafe { libc::dup2(other.as_raw_fd(), held.fd) }, held.fd);
+        assert!(!held.is_intact());
+        held.close_if_intact();
+        // Not ours any more: it was left open.
+        assert!(open_fds().contains(&held.fd));
+        // SAFETY: the test's own copy of /dev/null.
+        unsafe { libc::close(held.fd) };
+    }
+
+    #[test]
+    fn prepares_once_per_process() {
+        prepare();
+        let (status, dead_end) = {
+            let kit = kit();
+            (kit.status.unwrap(), kit.dead_end.unwrap())
+        };
+        prepare();
+        assert_eq!(kit().status, Some(status));
+        assert_eq!(inherited_dead_end(), Some(dead_end.fd));
+        // This test process is no child of its own kit's owner.
+        assert_eq!(parent_fd_table_size(), None);
+    }
+}
