@@ -52,9 +52,11 @@ module ForkSafe
       Thread.current[:forksafe_fork] = previous
     end
 
-    # Makes the pass here too, so ForkSafe.fork is safe without the hook.
-    # With the hook, the child has made it already and this one is a no-op.
+    # With the hook on, Process.fork makes the child's pass (with this
+    # thread's options); without it, the child makes it here, first thing.
     def safe_fork(&block)
+      return Process.fork(&block) if config.fork_hook && defined?(ForkHook)
+
       plan = child_plan
       if block
         Process.fork do

@@ -38,6 +38,8 @@ module ForkSafe
 
     # Returns the fds that were not handed off already.
     def hand_off(fds)
+      return NO_FDS if fds.empty? # ForkSafe.fork without keep:, without the lock
+
       synchronize { fds.select { |fd| @handed_off.add?(fd) } }
     end
 
