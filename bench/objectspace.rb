@@ -2,8 +2,9 @@
 
 # The child's job done the ObjectSpace way, as hand-written fork-safety
 # helpers do it (walk every IO object, close the accepted connections),
-# against the native pass, on a heap of about a million objects. Both are
-# timed in freshly forked children, in alternating rounds.
+# against the gem's pass as a child makes it (ForkSafe.forked, clients only
+# as here), on a heap of about a million objects. Both are timed in freshly
+# forked children, in alternating rounds.
 #
 #   ruby -Ilib bench/objectspace.rb [OBJECTS] [CONNECTIONS] [ROUNDS]
 require "socket"
@@ -30,8 +31,9 @@ end
 
 def monotonic = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 
-# Microseconds the block takes in a freshly forked child.
-def in_child
+# Microseconds the block takes in a freshly forked child. `parent` runs in
+# the parent after the fork.
+def in_child(parent: ->(_pid) {})
   reader, writer = IO.pipe
   pid = Process.fork do
     started = monotonic
@@ -39,6 +41,7 @@ def in_child
     writer.write([(monotonic - started) * 1e6].pack("E"))
     exit!(0)
   end
+  parent.call(pid)
   writer.close
   reader.read.unpack1("E").tap { Process.wait(pid) }
 end
@@ -46,13 +49,16 @@ end
 def median(values) = values.sort[values.size / 2]
 
 ForkSafe.config.fork_hook = false # no hook here: only what each block does
+clients_only = ForkSafe::ChildPlan.new([], false, [])
+# The parent's side of the fork hook: the same path, so it is warm in a child.
+hook_in_parent = ->(pid) { ForkSafe.forked(pid, clients_only) }
 walk = []
 pass = []
 rounds.times do
   walk << in_child { objectspace_way(port) }
-  pass << in_child { ForkSafe::Native.child_pass([], true, []) }
+  pass << in_child(parent: hook_in_parent) { ForkSafe.forked(0, clients_only) }
 end
-puts "| live objects | open fds | ObjectSpace walk | native pass | walk / pass |"
+puts "| live objects | open fds | ObjectSpace walk | the gem's pass | walk / pass |"
 puts "|---:|---:|---:|---:|---:|"
 puts format("| %<objects>d | %<fds>d | %<walk>.0f us | %<pass>.0f us | %<ratio>.0f |",
             objects: ObjectSpace.count_objects[:TOTAL] - ObjectSpace.count_objects[:FREE],

@@ -1,6 +1,7 @@
-//! The child's whole pass, per open fd, against the floor of one fstat per
-//! fd (on a list of fds known in advance), both timed in freshly forked
-//! children of this process, in alternating rounds.
+//! The child's whole pass as the gem makes it (with what the parent keeps
+//! for its children: see `kit`), per open fd, against the floor of one
+//! fstat per fd (on a list of fds known in advance), both timed in freshly
+//! forked children of this process, in alternating rounds.
 //!
 //!   cargo run --release --example pass_floor [-- FD_COUNTS ROUNDS]
 
@@ -11,6 +12,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
 use forksafe_native::fds::open_fds;
+use forksafe_native::kit;
 use forksafe_native::pass::{child_pass, PassOptions};
 
 fn main() {
@@ -28,6 +30,8 @@ fn main() {
 
     println!("| open fds | pass | pass per fd | fstat floor per fd | pass / floor |");
     println!("|---:|---:|---:|---:|---:|");
+    // What the gem does when it loads: the children use what it keeps.
+    kit::prepare();
     let mut held = Held::default();
     for count in counts {
         held.open_until(count);
@@ -37,6 +41,8 @@ fn main() {
             pass.push(in_child(|| {
                 child_pass(&PassOptions {
                     release_listeners: true,
+                    fd_table_size: kit::parent_fd_table_size(),
+                    dead_end: kit::inherited_dead_end(),
                     ..PassOptions::default()
                 });
             }));

@@ -7,7 +7,7 @@
 mod addr;
 mod classify;
 pub mod fds;
-mod kit;
+pub mod kit;
 mod ledger;
 mod neutralize;
 pub mod pass;
