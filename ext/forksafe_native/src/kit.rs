@@ -74,27 +74,29 @@ fn kit() -> std::sync::MutexGuard<'static, Kit> {
     KIT.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Makes the kit this process's own, if it is not yet: when the extension
-/// loads, and in a child at its first fork. A dead socket inherited intact
-/// is kept (dead is dead, whoever made it); the parent's status file is
-/// replaced by this process's. What cannot be opened is left out.
+/// Makes the kit this process's own and whole: when the extension loads,
+/// and in the parent after every fork. A child inherits its parent's kit:
+/// the dead socket, if intact, is kept (dead is dead, whoever made it); the
+/// status file is replaced by this process's own. Whatever app code closed
+/// is opened again; what cannot be opened is left out.
 pub fn prepare() {
     let pid = std::process::id() as libc::pid_t;
     let mut kit = kit();
-    if kit.owner == pid {
-        return;
+    if kit.owner != pid {
+        kit.owner = pid;
+        if let Some(parents) = kit.status.take() {
+            parents.close_if_intact();
+        }
     }
-    kit.owner = pid;
-    if let Some(old) = kit.status.take() {
-        old.close_if_intact();
+    if !kit.status.is_some_and(|held| held.is_intact()) {
+        kit.status = open(
+            "/proc/self/status",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .and_then(Held::hold);
     }
-    kit.status = open(
-        "/proc/self/status",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()
-    .and_then(Held::hold);
     if !kit.dead_end.is_some_and(|held| held.is_intact()) {
         kit.dead_end = dead_socket().ok().and_then(Held::hold);
     }
@@ -146,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn prepares_once_per_process() {
+    fn prepares_once_per_process_and_mends_what_was_closed() {
         prepare();
         let (status, dead_end) = {
             let kit = kit();
@@ -157,5 +159,12 @@ mod tests {
         assert_eq!(inherited_dead_end(), Some(dead_end.fd));
         // This test process is no child of its own kit's owner.
         assert_eq!(parent_fd_table_size(), None);
+
+        // SAFETY: the kit's own descriptor, as app code might close it.
+        unsafe { libc::close(dead_end.fd) };
+        assert_eq!(inherited_dead_end(), None);
+        prepare();
+        assert!(inherited_dead_end().is_some());
+        assert_eq!(kit().status, Some(status));
     }
 }
