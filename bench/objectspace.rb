@@ -2,21 +2,22 @@
 
 # The child's job done the ObjectSpace way, as hand-written fork-safety
 # helpers do it (walk every IO object, close the accepted connections),
-# against the gem's pass as a child makes it (ForkSafe.forked, clients only
-# as here), on a heap of about a million objects. Both are timed in freshly
-# forked children, in alternating rounds.
+# against the gem's fork hook doing it (clients only, as here), on a heap of
+# about a million objects. Each is measured as what it adds to a fork round
+# trip (fork, the child's job, exit!, wait) over a bare one, in alternating
+# rounds, so both pay what a fresh child pays for its first steps.
 #
 #   ruby -Ilib bench/objectspace.rb [OBJECTS] [CONNECTIONS] [ROUNDS]
 require "socket"
-require "unicorn/forksafe/fork"
+require "unicorn/forksafe"
 
 objects = Integer(ARGV[0] || 1_000_000)
 connections = Integer(ARGV[1] || 16)
 rounds = Integer(ARGV[2] || 11)
 
 listener = TCPServer.new("127.0.0.1", 0)
-port = listener.addr[1]
-held = Array.new(connections) { [TCPSocket.new("127.0.0.1", port), listener.accept] }
+PORT = listener.addr[1]
+held = Array.new(connections) { [TCPSocket.new("127.0.0.1", PORT), listener.accept] }
 ballast = Array.new(objects) { Object.new } # rubocop:disable Lint/UselessAssignment (kept alive on purpose)
 
 # What the helpers do: every live IO, the connected TCP sockets whose local
@@ -31,37 +32,37 @@ end
 
 def monotonic = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 
-# Microseconds the block takes in a freshly forked child. `parent` runs in
-# the parent after the fork.
-def in_child(parent: ->(_pid) {})
-  reader, writer = IO.pipe
-  pid = Process.fork do
-    started = monotonic
-    yield
-    writer.write([(monotonic - started) * 1e6].pack("E"))
-    exit!(0)
+# Microseconds per fork round trip, the hook on or off.
+def round_trip(forks, hook:, &child)
+  ForkSafe.config.fork_hook = hook
+  started = monotonic
+  forks.times do
+    Process.wait(Process.fork do
+      child.call
+      exit!(0)
+    end)
   end
-  parent.call(pid)
-  writer.close
-  reader.read.unpack1("E").tap { Process.wait(pid) }
+  (monotonic - started) / forks * 1e6
 end
 
 def median(values) = values.sort[values.size / 2]
 
-ForkSafe.config.fork_hook = false # no hook here: only what each block does
-clients_only = ForkSafe::ChildPlan.new([], false, [])
-# The parent's side of the fork hook: the same path, so it is warm in a child.
-hook_in_parent = ->(pid) { ForkSafe.forked(pid, clients_only) }
-walk = []
-pass = []
+KINDS = {
+  bare: [false, -> {}],
+  walk: [false, -> { objectspace_way(PORT) }],
+  pass: [true, -> {}]
+}.freeze
+
+times = KINDS.keys.to_h { |kind| [kind, []] }
+KINDS.each_value { |hook, child| round_trip(5, hook:, &child) } # warm up
 rounds.times do
-  walk << in_child { objectspace_way(port) }
-  pass << in_child(parent: hook_in_parent) { ForkSafe.forked(0, clients_only) }
+  KINDS.each { |kind, (hook, child)| times[kind] << round_trip(20, hook:, &child) }
 end
+bare, walk, pass = times.values.map { |t| median(t) }
 puts "| live objects | open fds | ObjectSpace walk | the gem's pass | walk / pass |"
 puts "|---:|---:|---:|---:|---:|"
 puts format("| %<objects>d | %<fds>d | %<walk>.0f us | %<pass>.0f us | %<ratio>.0f |",
             objects: ObjectSpace.count_objects[:TOTAL] - ObjectSpace.count_objects[:FREE],
-            fds: ForkSafe::Native.open_fds.size, walk: median(walk), pass: median(pass),
-            ratio: median(walk) / median(pass))
+            fds: ForkSafe::Native.open_fds.size, walk: walk - bare, pass: pass - bare,
+            ratio: (walk - bare) / (pass - bare))
 held.flatten.each(&:close)
