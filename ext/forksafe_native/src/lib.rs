@@ -121,8 +121,10 @@ fn pass(
 /// so in the child, Ruby's call site is warm and the report stays in Rust
 /// until asked for (a fresh child pays a page copy for every cache Ruby
 /// fills and every object it makes). In the parent (pid > 0) the fork is
-/// counted; in the child (pid 0) the pass runs, once per process. True when
-/// the child's pass should be logged: debug is on, or something failed.
+/// counted and what it keeps for its children is made whole (see `kit`);
+/// in the child (pid 0) the pass runs, once per process, with what its
+/// parent kept for it. True when the child's pass should be logged: debug
+/// is on, or something failed.
 fn forked(
     ruby: &Ruby,
     pid: Value,
