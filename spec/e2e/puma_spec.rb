@@ -8,18 +8,19 @@ RSpec.describe "puma with forking requests", :e2e do
     "a fork the hook does not see" => "via=plain&hook=off" # the parent's shutdown alone
   }
 
-  # The normal, error and hijacked responses of one kind of fork, each
-  # while the child lives six seconds.
-  def three_responses(server, query)
-    %w[/fork?%s /fork?%s&raise=1 /hijack?%s].map { |path| http_get(server.port, "#{format(path, query)}&life=6") }
+  # The normal, error, hijacked and response-hijacked responses of one kind
+  # of fork, each while the child lives six seconds.
+  def four_responses(server, query)
+    %w[/fork?%s /fork?%s&raise=1 /hijack?%s /response_hijack?%s]
+      .map { |path| http_get(server.port, "#{format(path, query)}&life=6") }
   end
 
-  def expect_three_responses(responses)
+  def expect_four_responses(responses)
     expect(responses.map(&:first)).to all(be < 1)
-    normal, error, hijacked = responses.map(&:last)
+    normal, error, *hijacked = responses.map(&:last)
     expect(normal).to match(%r{\AHTTP/1\.0 200 OK\r\n.*\r\n\r\nforked \d+\n\z}m)
     expect(error).to match(%r{\AHTTP/1\.0 500 Internal Server Error\r\n.*\r\n\r\n[^\r]*\z}m)
-    expect(hijacked).to eq("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nhijacked\n")
+    expect_hijacked(*hijacked)
   end
 
   # The neighbour's and the forker's [seconds, response], the forked child
@@ -29,8 +30,8 @@ RSpec.describe "puma with forking requests", :e2e do
   end
 
   forks.each do |name, query|
-    it "gives EOF at once on normal, error and hijacked responses when the app forks with #{name}" do
-      expect_three_responses(three_responses(start_puma, query))
+    it "gives EOF at once on normal, error and both hijacked responses when the app forks with #{name}" do
+      expect_four_responses(four_responses(start_puma, query))
     end
   end
 
@@ -76,12 +77,12 @@ RSpec.describe "puma with forking requests", :e2e do
     Process.kill(:URG, server.pid) # refork: worker 0 forks worker 1 anew
     wait_for_log(server, /booted/, booted + 1)
     expect(forking_statuses(server, 10)).to all(eq("200"))
-    expect_three_responses(three_responses(server, forks.fetch("Kernel#fork")))
+    expect_four_responses(four_responses(server, forks.fetch("Kernel#fork")))
   end
 
   it "installs when the gem is loaded before puma (puma's classes load later, some by autoload)" do
     server = start_puma(gem: false, env: { "RUBYOPT" => "-runicorn/forksafe" })
-    expect_three_responses(three_responses(server, forks.fetch("a fork the hook does not see")))
+    expect_four_responses(four_responses(server, forks.fetch("a fork the hook does not see")))
   end
 
   it "without the gem, the neighbour waits for the child or gets its bytes" do

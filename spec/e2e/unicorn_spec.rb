@@ -8,23 +8,24 @@ RSpec.describe "unicorn with forking requests", :e2e do
     "a fork the hook does not see" => "via=plain&hook=off" # the parent's shutdown alone
   }
 
-  # The normal, error and hijacked responses of one kind of fork, each
-  # while the child lives six seconds.
-  def three_responses(server, query)
-    %w[/fork?%s /fork?%s&raise=1 /hijack?%s].map { |path| http_get(server.port, "#{format(path, query)}&life=6") }
+  # The normal, error, hijacked and response-hijacked responses of one kind
+  # of fork, each while the child lives six seconds.
+  def four_responses(server, query)
+    %w[/fork?%s /fork?%s&raise=1 /hijack?%s /response_hijack?%s]
+      .map { |path| http_get(server.port, "#{format(path, query)}&life=6") }
   end
 
-  def expect_three_responses(responses)
+  def expect_four_responses(responses)
     expect(responses.map(&:first)).to all(be < 1)
-    normal, error, hijacked = responses.map(&:last)
+    normal, error, *hijacked = responses.map(&:last)
     expect(normal).to match(%r{\AHTTP/1\.1 200 OK\r\n.*\r\n\r\nforked \d+\n\z}m)
     expect(error).to eq("HTTP/1.1 500 Internal Server Error\r\n\r\n")
-    expect(hijacked).to eq("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nhijacked\n")
+    expect_hijacked(*hijacked)
   end
 
   forks.each do |name, query|
-    it "gives EOF at once on normal, error and hijacked responses when the app forks with #{name}" do
-      expect_three_responses(three_responses(start_unicorn, query))
+    it "gives EOF at once on normal, error and both hijacked responses when the app forks with #{name}" do
+      expect_four_responses(four_responses(start_unicorn, query))
     end
   end
 
@@ -66,7 +67,7 @@ RSpec.describe "unicorn with forking requests", :e2e do
 
   it "installs when required from unicorn's config file and the app loads in each worker (preload_app false)" do
     server = start_unicorn(gem: false, preload: false, config: 'require "unicorn/forksafe"')
-    expect_three_responses(three_responses(server, forks.fetch("a fork the hook does not see")))
+    expect_four_responses(four_responses(server, forks.fetch("a fork the hook does not see")))
   end
 
   it "logs each child's pass through unicorn's logger" do

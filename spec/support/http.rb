@@ -73,5 +73,11 @@ module Support
       length = head[/^content-length:\s*(\d+)/i, 1] or raise "no Content-Length in #{head.inspect}"
       body.bytesize >= Integer(length)
     end
+
+    # What the fixture app's /hijack (full) and /response_hijack answer.
+    def expect_hijacked(full, response)
+      expect(full).to eq("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nhijacked\n")
+      expect(response).to match(%r{\AHTTP/1\.[01] 200 OK\r\n.*\r\n\r\nstreamed\n\z}m)
+    end
   end
 end

@@ -12,6 +12,12 @@ module ForkSafe
   # call must not end the child's connection). Never into a class: the
   # normal path of a request pays nothing.
   module ClientSocket
+    # Extends `io` (once) and returns it.
+    def self.into(io)
+      io.extend(self) unless io.is_a?(self)
+      io
+    end
+
     def shutdown(*)
       ForkSafe.handed_off?(self) ? 0 : super
     end

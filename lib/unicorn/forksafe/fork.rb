@@ -28,7 +28,7 @@ module ForkSafe
     # the fork fails, no child has them: they are shut down as usual.
     def handing_off(ios, fds)
       fresh = @registry.hand_off(fds)
-      ios.each { |io| io.extend(ClientSocket) if io.is_a?(BasicSocket) && !io.is_a?(ClientSocket) }
+      ios.each { |io| ClientSocket.into(io) if io.is_a?(BasicSocket) }
       yield
     rescue SystemCallError
       fresh.each { |fd| @registry.end_hand_off(fd) }

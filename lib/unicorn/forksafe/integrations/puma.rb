@@ -15,8 +15,30 @@ module ForkSafe
         def warn(message) = writer.log(message)
       end
 
+      # A response hijack ("rack.hijack" in the headers): puma writes the
+      # headers, hands the connection to the app's proc and never closes it;
+      # the proc does. This wraps the app so that the proc gets the socket
+      # extended with ClientSocket first, and its close is a shutdown too.
+      class ResponseHijack
+        def initialize(app)
+          @app = app
+        end
+
+        def call(env)
+          status, headers, body = @app.call(env)
+          hijack = headers["rack.hijack"] if headers.is_a?(Hash)
+          return [status, headers, body] unless hijack
+
+          [status, headers.merge("rack.hijack" => ->(io) { hijack.call(ClientSocket.into(io)) }), body]
+        end
+      end
+
       # Prepended to Puma::Server.
       module Server
+        def initialize(app, *rest)
+          super(ResponseHijack.new(app), *rest)
+        end
+
         def process_client(*)
           ForkSafe.config.server_logger ||= ServerLog.new(@log_writer || @events)
           ForkSafe.request { super }
@@ -31,7 +53,7 @@ module ForkSafe
 
         # Full hijack: the app owns the socket and closes it itself.
         def call
-          super.tap { |socket| socket.extend(ClientSocket) unless socket.is_a?(ClientSocket) }
+          ClientSocket.into(super)
         end
       end
 

@@ -49,8 +49,7 @@ module ForkSafe
       # closes the socket.
       module HttpRequest
         def hijacked!
-          socket = env["unicorn.socket"]
-          socket.extend(ClientSocket) unless socket.is_a?(ClientSocket)
+          ClientSocket.into(env["unicorn.socket"])
           super
         end
       end
