@@ -62,6 +62,18 @@ RSpec.describe "ForkSafe.fork" do
     expect(outbound.read).to eq("from the child")
   end
 
+  it "takes a single keep: socket as it is, without reading the client's bytes" do
+    _listener, outbound, accepted = tcp_connection
+    outbound.write("ping")
+    outbound.close_write
+    children << ForkSafe.fork(keep: accepted) do
+      accepted.write("#{accepted.read} pong")
+      accepted.close
+    end
+    ForkSafe.closing(accepted) { accepted.close }
+    expect(outbound.read).to eq("ping pong")
+  end
+
   it "starts each child with none of the parent's hand-offs" do
     _listener, _outbound, accepted = tcp_connection
     children << ForkSafe.fork(keep: [accepted]) { sleep 3 }

@@ -66,7 +66,7 @@ RSpec.describe "generated input" do
       end
       results.tally
     end
-    expect(outcome.keys - %i[returned rejected]).to eq([]), "seed #{seed}"
+    expect(outcome.keys - %i[returned rejected]).to eq([]), "seed #{seed}: #{outcome}"
     expect(outcome.values_at(:returned, :rejected)).to all(be > 300) # both kinds were exercised
   end
 end

@@ -14,8 +14,9 @@ module ForkSafe
     # :keep; detach: true leaves no zombie (double fork; the pid returned
     # is the process running the block).
     def fork(keep: [], listeners: :release, detach: false, &block)
+      keep = kept_list(keep)
       options = fork_options(keep, listeners, detach)
-      handing_off(Array(keep), options[:keep]) do
+      handing_off(keep, options[:keep]) do
         with_fork_options(options) { detach ? detached_fork(&block) : safe_fork(&block) }
       end
     end
@@ -41,7 +42,17 @@ module ForkSafe
       end
       raise ArgumentError, "detach: must be true or false, got #{detach.inspect}" unless [true, false].include?(detach)
 
-      { keep: Native.fds(Array(keep), "keep"), release_listeners: listeners == :release }
+      { keep: Native.fds(keep, "keep"), release_listeners: listeners == :release }
+    end
+
+    # keep: one socket or fd, or an Array of them. (Not Kernel#Array: an IO
+    # is Enumerable, and to_a would read the client's bytes until EOF.)
+    def kept_list(keep)
+      case keep
+      when Array then keep
+      when nil then NO_FDS
+      else [keep]
+      end
     end
 
     def with_fork_options(options)
