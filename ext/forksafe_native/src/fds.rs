@@ -77,17 +77,10 @@ fn open_below(limit: RawFd) -> Vec<RawFd> {
     fds
 }
 
-/// One read: procfs renders the whole file at the first read, and FDSize is
-/// in its first lines.
 #[cfg(target_os = "linux")]
 fn fd_table_size() -> Option<RawFd> {
-    use std::io::Read;
-
-    let mut buf = [0u8; 4096];
-    let n = std::fs::File::open("/proc/self/status")
-        .and_then(|mut status| status.read(&mut buf))
-        .ok()?;
-    parse_fd_size(&buf[..n])
+    let status = std::fs::File::open("/proc/self/status").ok()?;
+    fd_size_in(std::os::fd::AsRawFd::as_raw_fd(&status))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -95,8 +88,17 @@ fn fd_table_size() -> Option<RawFd> {
     None
 }
 
-/// FDSize from the text of a /proc status file.
-pub fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
+/// FDSize from an open /proc status file, in one read at offset 0: procfs
+/// renders the whole file afresh for it, FDSize is in its first lines, and
+/// a descriptor shared with other processes keeps its offset.
+pub fn fd_size_in(status: RawFd) -> Option<RawFd> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::pread(status, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    parse_fd_size(&buf[..Errno::result(n).ok()? as usize])
+}
+
+fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
     let line = status
         .split(|&b| b == b'\n')
         .find(|l| l.starts_with(b"FDSize:"))?;

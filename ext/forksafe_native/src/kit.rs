@@ -10,14 +10,13 @@
 //! closed them and reused their numbers. Whatever fails the check, the
 //! child makes its own as before.
 
-use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
-use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::sys::stat::{fstat, Mode};
+use nix::sys::stat::Mode;
 
-use crate::fds::parse_fd_size;
+use crate::fds::fd_size_in;
 use crate::neutralize::dead_socket;
 
 /// A descriptor this module opened, and the file it was opened on.
@@ -30,20 +29,17 @@ struct Held {
 
 impl Held {
     fn hold(fd: OwnedFd) -> Option<Self> {
-        let stat = fstat(&fd).ok()?;
+        let (dev, ino) = identity(fd.as_raw_fd())?;
         Some(Self {
             fd: fd.into_raw_fd(),
-            dev: stat.st_dev as u64,
-            ino: stat.st_ino as u64,
+            dev,
+            ino,
         })
     }
 
     /// Still open on the same file: nobody closed it and reused the number.
     fn is_intact(&self) -> bool {
-        // SAFETY: fstat only writes into `stat`.
-        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
-        let rc = unsafe { libc::fstat(self.fd, &mut stat) };
-        rc == 0 && stat.st_dev as u64 == self.dev && stat.st_ino as u64 == self.ino
+        identity(self.fd) == Some((self.dev, self.ino))
     }
 
     fn close_if_intact(self) {
@@ -52,6 +48,14 @@ impl Held {
             unsafe { libc::close(self.fd) };
         }
     }
+}
+
+/// The device and inode of the file `fd` is open on.
+fn identity(fd: RawFd) -> Option<(u64, u64)> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes one struct stat, read only when it succeeded.
+    let stat = unsafe { (libc::fstat(fd, stat.as_mut_ptr()) == 0).then(|| stat.assume_init()) }?;
+    Some((stat.st_dev as u64, stat.st_ino as u64))
 }
 
 pub struct Kit {
@@ -117,19 +121,13 @@ pub fn parent_fd_table_size() -> Option<RawFd> {
         .status
         .filter(|_| kit.owner == unsafe { libc::getppid() })
         .filter(Held::is_intact)?;
-    let mut buf = [0u8; 4096];
-    // SAFETY: the kernel writes at most buf.len() bytes into buf. Reading
-    // at offset 0 renders the file afresh and leaves the shared offset be.
-    let n = unsafe { libc::pread(held.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    let n = Errno::result(n).ok()? as usize;
-    parse_fd_size(&buf[..n])
+    fd_size_in(held.fd)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fds::open_fds;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_held_descriptor_notices_its_number_reused() {
