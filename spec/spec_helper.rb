@@ -10,6 +10,8 @@ require_relative "support/http"
 require_relative "support/servers"
 require_relative "support/nginx"
 require_relative "support/proc_table"
+require_relative "support/versions"
+require_relative "support/forking_server_examples"
 
 RSpec.configure do |config|
   config.include Support::Processes

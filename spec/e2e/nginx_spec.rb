@@ -10,7 +10,7 @@ RSpec.describe "nginx in front of unicorn over a Unix socket", :e2e do
 
   it "serves forking requests, normal and error, at once and intact" do
     nginx = behind_nginx(gem: true)
-    %w[via=forksafe via=plain via=plain&hook=off].each do |query|
+    %w[via=forksafe via=plain via=native].each do |query|
       normal = curl(nginx.port, "/fork?#{query}&life=6")
       error = curl(nginx.port, "/fork?#{query}&life=6&raise=1")
       expect([normal.first, error.first]).to all(be < 1), "#{query}: #{normal.first}s, #{error.first}s"

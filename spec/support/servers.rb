@@ -36,15 +36,15 @@ module Support
                                                        "-c", File.join(dir, "unicorn.rb"), "-l", listen, APP])
     end
 
-    # options: more command-line options (e.g. --fork-worker). tls: serve
-    # TLS with a self-signed certificate.
-    def start_puma(gem: true, threads: 2, workers: 0, env: {}, options: [], tls: false)
+    # options: more command-line options (e.g. --fork-worker); config:
+    # lines for a config file. tls: serve TLS with a self-signed certificate.
+    def start_puma(gem: true, threads: 2, workers: 0, env: {}, options: [], config: nil, tls: false)
       dir = server_dir
       port = free_port
       bind = tls ? "ssl://127.0.0.1:#{port}?#{self_signed(dir)}&verify_mode=none" : "tcp://127.0.0.1:#{port}"
       start_server(dir, port, gem:, env:, command: [executable("puma"), "-e", "production",
                                                     "-t", "#{threads}:#{threads}", "-w", workers.to_s,
-                                                    "-b", bind, *options, APP])
+                                                    "-b", bind, *options, *puma_config(dir, config), APP])
     end
 
     # WEBrick through rackup: a Rack server the gem has no integration for.
@@ -98,6 +98,14 @@ module Support
       Gem::Specification.find_by_name(name).bin_file(name)
     rescue Gem::MissingSpecError
       nil
+    end
+
+    def puma_config(dir, lines)
+      return [] unless lines
+
+      path = File.join(dir, "puma.rb")
+      File.write(path, lines)
+      ["-C", path]
     end
 
     def server_dir

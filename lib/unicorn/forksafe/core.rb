@@ -61,6 +61,21 @@ module ForkSafe
       @registry.unregister(fd) if fd
     end
 
+    # Called by an integration where its server starts serving requests in
+    # this process (a unicorn or puma worker, single-mode puma), with the
+    # server's logger. From then on every fork here that is not the
+    # server's own is app code, from whatever thread or fiber: a job
+    # runner's thread holds no request mark, yet its orphan would hold the
+    # port as surely.
+    def serving(logger)
+      config.server_logger ||= logger
+      @serving = Process.pid
+    end
+
+    def serving?
+      @serving == Process.pid
+    end
+
     # Marks forks made in the block as the server's own (master spawning a
     # worker): the child keeps the listeners.
     def server_fork(&)
@@ -102,27 +117,33 @@ module ForkSafe
     # child inside the blocks that marked it, but a worker spawned inside
     # server_fork, or a child of a request, serves no request of its own
     # yet: in the child the marks are its parent's, and count for nothing.
+    # Marks are the thread's, not the fiber's (Thread#[] is fiber-local):
+    # puma runs a request in a fiber of its own (fiber_per_request), or
+    # wipes the fiber's locals between two requests of one connection
+    # (clean_thread_locals).
     def marked(key)
-      previous = Thread.current[key]
-      Thread.current[key] = Process.pid
+      thread = Thread.current
+      previous = thread.thread_variable_get(key)
+      thread.thread_variable_set(key, Process.pid)
       yield
     ensure
-      Thread.current[key] = previous
+      thread.thread_variable_set(key, previous)
     end
 
     def marked?(key)
-      Thread.current[key] == Process.pid
+      Thread.current.thread_variable_get(key) == Process.pid
     end
 
-    # App code (ForkSafe.fork, or a fork while serving a request) releases
-    # listeners; the server's own forks, and forks nobody marked, keep them.
+    # App code releases listeners: ForkSafe.fork, a fork in a request, and
+    # any fork but the server's own where a server serves requests. Where
+    # none does, a fork nobody marked keeps them: it may be the server's.
     # (ForkSafe.fork's options are not pid-stamped: the middle process of a
     # detached fork forks the grandchild with them.)
     def release_listeners?(options)
       return options[:release_listeners] if options
       return false if marked?(:forksafe_server_fork)
 
-      marked?(:forksafe_request)
+      serving? || marked?(:forksafe_request)
     end
 
     def log_pass

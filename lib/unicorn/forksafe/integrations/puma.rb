@@ -2,56 +2,77 @@
 
 require_relative "../client_socket"
 require_relative "../integrations"
+require_relative "response_callbacks"
 
 module ForkSafe
   module Integrations # rubocop:disable Style/Documentation (see integrations.rb)
-    # Puma 5.x and 6.x, single and cluster mode. Every way puma ends a
+    # Puma 5.x to 8.x, single and cluster mode. Every way puma ends a
     # connection (response without keep-alive, error, timeout, shutdown)
     # goes through Puma::Client#close, which closes without shutdown.
     module Puma
-      # Puma's events (5.x) or log writer (6.x) as a logger.
+      # Puma's events (5.x) or log writer (6.x on) as a logger.
       ServerLog = Struct.new(:writer) do
         def info(message) = writer.log(message)
         def warn(message) = writer.log(message)
       end
 
-      # A response hijack ("rack.hijack" in the headers): puma writes the
-      # headers, hands the connection to the app's proc and never closes it;
-      # the proc does. This wraps the app so that the proc gets the socket
-      # extended with ClientSocket first, and its close is a shutdown too.
-      class ResponseHijack
-        def initialize(app)
-          @app = app
-        end
+      def self.version
+        "puma #{::Puma::Const::PUMA_VERSION}"
+      end
 
-        def call(env)
-          status, headers, body = @app.call(env)
-          hijack = headers["rack.hijack"] if headers.is_a?(Hash)
-          return [status, headers, body] unless hijack
+      # Prepended to Puma::Server: the app's response callables get the
+      # socket as a ClientSocket.
+      module ResponseSockets
+        WITHOUT_IT = "a socket the app closes in a response hijack or a streaming body is not shut down"
 
-          [status, headers.merge("rack.hijack" => ->(io) { hijack.call(ClientSocket.into(io)) }), body]
+        def initialize(app, *rest)
+          super(ResponseCallbacks.new(app), *rest)
         end
       end
 
-      # Prepended to Puma::Server.
-      module Server
-        def initialize(app, *rest)
-          super(ResponseHijack.new(app), *rest)
+      # Prepended to Puma::Server: a single-mode puma or a cluster worker
+      # serves requests from here on.
+      module Serving
+        WITHOUT_IT = "forks from threads other than a request's keep the listeners"
+
+        def run(*, **)
+          Integrations.serving { ServerLog.new(@log_writer || @events) }
+          super
         end
+      end
+
+      # Prepended to Puma::Server (process_client takes the client, and a
+      # processor first since 8.0).
+      module Requests
+        WITHOUT_IT = "requests are not marked"
 
         def process_client(*)
-          ForkSafe.config.server_logger ||= ServerLog.new(@log_writer || @events)
+          Integrations.serving { ServerLog.new(@log_writer || @events) }
           ForkSafe.request { super }
         end
       end
 
       # Prepended to Puma::Client.
-      module Client
+      module Close
+        WITHOUT_IT = "puma's close of a client is not a shutdown"
+
         def close
           ForkSafe.closing(io) { super }
         end
+      end
 
-        # Full hijack: the app owns the socket and closes it itself.
+      # Full hijack: the app owns the socket and closes it itself. Puma 7
+      # renamed Client#call, which env["rack.hijack"] is a method of.
+      module FullHijack
+        WITHOUT_IT = "a fully hijacked socket is not shut down when the app closes it"
+
+        def full_hijack
+          ClientSocket.into(super)
+        end
+      end
+
+      # Puma 5 and 6.
+      module FullHijackCall
         def call
           ClientSocket.into(super)
         end
@@ -60,15 +81,22 @@ module ForkSafe
       # Cluster workers (from the master, or from worker 0 with
       # fork_worker) keep the listeners.
       module SpawnsWorkers
+        WITHOUT_IT = "puma's own forks of workers are not marked"
+
         def spawn_worker(*)
           ForkSafe.server_fork { super }
         end
       end
     end
 
-    when_defined("Puma::Server") { |server| server.prepend(Puma::Server) }
-    when_defined("Puma::Client") { |client| client.prepend(Puma::Client) }
-    when_defined("Puma::Cluster") { |cluster| cluster.prepend(Puma::SpawnsWorkers) }
-    when_defined("Puma::Cluster::Worker") { |worker| worker.prepend(Puma::SpawnsWorkers) }
+    when_defined("Puma::Server") do |server|
+      [Puma::ResponseSockets, Puma::Serving, Puma::Requests].each { |hook| install(server, hook, server: Puma) }
+    end
+    when_defined("Puma::Client") do |client|
+      install(client, Puma::Close, server: Puma)
+      install(client, Puma::FullHijack, Puma::FullHijackCall, server: Puma)
+    end
+    when_defined("Puma::Cluster") { |cluster| install(cluster, Puma::SpawnsWorkers, server: Puma) }
+    when_defined("Puma::Cluster::Worker") { |worker| install(worker, Puma::SpawnsWorkers, server: Puma) }
   end
 end

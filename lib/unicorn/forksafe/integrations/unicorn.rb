@@ -10,34 +10,70 @@ module ForkSafe
     # socket only close, so a forked child's reference kept the client
     # waiting. Each request is marked, and so are the master's forks.
     module Unicorn
-      # Prepended to Unicorn::HttpServer.
-      module HttpServer
+      def self.version
+        "unicorn #{::Unicorn::Const::UNICORN_VERSION}"
+      end
+
+      # Prepended to Unicorn::HttpServer: a worker serves requests from
+      # here on.
+      module Serving
+        WITHOUT_IT = "forks from threads other than a request's keep the listeners"
+
+        private
+
+        def worker_loop(*)
+          Integrations.serving { @logger }
+          super
+        end
+      end
+
+      # Prepended to Unicorn::HttpServer. A worker that loaded the gem with
+      # the app (config.ru, preload_app false) entered worker_loop before
+      # the gem was there: its first request says it serves.
+      module Requests
+        WITHOUT_IT = "requests are not marked"
+
+        private
+
+        def process_client(*)
+          Integrations.serving { @logger }
+          ForkSafe.request { super }
+        end
+      end
+
+      # Prepended to Unicorn::HttpServer. handle_error writes an error
+      # response, then only closes. When the client is already gone it
+      # writes nothing, so one shutdown first does: that case runs once per
+      # request under a load tool that closes its spare connections.
+      module ErrorResponses
+        WITHOUT_IT = "unicorn's close after an error response is not a shutdown"
         # The errors for which unicorn writes no response.
         CLIENT_GONE = [EOFError, Errno::ECONNRESET, Errno::EPIPE, Errno::ENOTCONN].freeze
 
         private
 
-        def process_client(*)
-          ForkSafe.config.server_logger ||= @logger
-          ForkSafe.request { super }
-        end
-
-        # handle_error writes an error response, then only closes. When the
-        # client is already gone it writes nothing, so one shutdown first
-        # does: that case runs once per request under a load tool that
-        # closes its spare connections.
         def handle_error(client, error)
-          ForkSafe.closing(client, writes_first: !client_gone?(error)) { super }
+          ForkSafe.closing(client, writes_first: CLIENT_GONE.none? { |gone| error.is_a?(gone) }) { super }
         end
+      end
 
-        def client_gone?(error)
-          CLIENT_GONE.any? { |gone| error.is_a?(gone) }
-        end
+      # Prepended to Unicorn::HttpServer: workers, and the new master of a
+      # USR2 upgrade, keep the listeners.
+      module SpawnsWorkers
+        WITHOUT_IT = "unicorn's own forks of workers are not marked"
 
-        # Workers, and the new master of a USR2 upgrade, keep the listeners.
+        private
+
         def spawn_missing_workers(*)
           ForkSafe.server_fork { super }
         end
+      end
+
+      # Prepended to Unicorn::HttpServer.
+      module Reexec
+        WITHOUT_IT = "unicorn's fork of a new master (USR2) is not marked"
+
+        private
 
         def reexec(*)
           ForkSafe.server_fork { super }
@@ -47,7 +83,9 @@ module ForkSafe
       # Prepended to Unicorn::HttpParser (which Unicorn::HttpRequest names):
       # both kinds of hijack go through hijacked!, and from then on the app
       # closes the socket.
-      module HttpRequest
+      module Hijack
+        WITHOUT_IT = "a hijacked socket is not shut down when the app closes it"
+
         def hijacked!
           ClientSocket.into(env["unicorn.socket"])
           super
@@ -55,7 +93,10 @@ module ForkSafe
       end
     end
 
-    when_defined("Unicorn::HttpServer") { |server| server.prepend(Unicorn::HttpServer) }
-    when_defined("Unicorn::HttpParser") { |request| request.prepend(Unicorn::HttpRequest) }
+    when_defined("Unicorn::HttpServer") do |server|
+      [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Unicorn::SpawnsWorkers, Unicorn::Reexec]
+        .each { |hook| install(server, hook, server: Unicorn) }
+    end
+    when_defined("Unicorn::HttpParser") { |parser| install(parser, Unicorn::Hijack, server: Unicorn) }
   end
 end

@@ -1,0 +1,105 @@
+# frozen_string_literal: true
+
+# What every server integration must show, on every version it supports
+# (bin/compat runs it on each cell of the matrix), each situation with a
+# twin without the gem that shows the problem. The including group defines
+# start(gem:, env: {}, config: nil), the server with the fixture app, and
+# passes the signal of its graceful stop and the features of the versions
+# under test (Support::Versions).
+RSpec.shared_examples "a server whose app forks" do |graceful_stop:, features:|
+  native = "via=native" # fork(2) from C, as an extension calls it
+  forks = { "ForkSafe.fork" => "via=forksafe", "Kernel#fork" => "via=plain", "fork(2) from C" => native }
+  # The responses whose close a fork can hold up, and what the client reads.
+  streamed = /\AHTTP.*\r\n\r\nstreamed\n\z/m
+  responses = {
+    "an error response" => ["/fork?%s&raise=1", %r{\AHTTP/1\.[01] 500 }],
+    "a full hijack" => ["/hijack?%s", /\AHTTP.*\r\n\r\nhijacked\n\z/m],
+    "a response hijack" => ["/response_hijack?%s", streamed]
+  }
+  responses["a Rack 3 streaming body"] = ["/stream?%s", streamed] if features.include?(:streaming_body)
+
+  def get(server, path, query, life)
+    http_get(server.port, "#{format(path, query)}&life=#{life}")
+  end
+
+  forks.each do |name, query|
+    it "gives EOF at once on every kind of response when the app forks with #{name}" do
+      server = start(gem: true)
+      normal = get(server, "/fork?%s", query, 6)
+      others = responses.to_h { |kind, (path, _)| [kind, get(server, path, query, 6)] }
+      expect([normal, *others.values].map(&:first)).to all(be < 1)
+      expect(normal.last).to match(%r{\AHTTP/1\.[01] 200 OK\r\n.*\r\n\r\nforked \d+\n\z}m)
+      others.each { |kind, (_, response)| expect(response).to match(responses[kind].last), kind }
+    end
+  end
+
+  responses.each do |kind, (path, answer)|
+    it "gives EOF at once on #{kind} with a fork(2) from C" do
+      seconds, response = get(start(gem: true), path, native, 6)
+      expect(seconds).to be < 1
+      expect(response).to match(answer)
+    end
+
+    it "without the gem, keeps the client of #{kind} waiting for a child forked with fork(2) from C" do
+      seconds, response = get(start(gem: false), path, native, 3)
+      expect(seconds).to be > 2.5
+      expect(response).to match(answer)
+    end
+  end
+
+  it "without the gem, keeps the client of some response waiting for a child forked with Kernel#fork" do
+    server = start(gem: false)
+    seconds = ["/fork?%s", *responses.values.map(&:first)].map { |path| get(server, path, "via=plain", 3).first }
+    expect(seconds.max).to be > 2.5
+  end
+
+  # An orphan: the app's child still lives when the server has stopped.
+  def orphan_after_stop(server, signal)
+    expect(yield(server)).to include("forked")
+    stop_server(server, signal)
+    TCPServer.new("127.0.0.1", server.port).close
+    :port_free
+  rescue Errno::EADDRINUSE
+    :port_held
+  end
+
+  # Two requests sent at once on one connection: puma serves the second
+  # from its buffer, in the same process_client call as the first.
+  def pipelined(server, first, second)
+    socket = track(TCPSocket.new("127.0.0.1", server.port))
+    socket.write("GET #{first} HTTP/1.1\r\nHost: localhost\r\n\r\n" \
+                 "GET #{second} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    read_until_eof(socket, 2).last
+  end
+
+  # Without the gem the child holds the connection too: what came in two
+  # seconds is the response.
+  def orphan_request(server, query = "via=plain")
+    http_get(server.port, "/fork?#{query}&life=8", limit: 2).last
+  end
+
+  orphans = {
+    "a fork in the request" => [{}, ->(server) { orphan_request(server) }],
+    "a fork from the app's job thread" => [{}, ->(server) { orphan_request(server, "via=plain&thread=1") }]
+  }
+  if features.include?(:fiber_per_request)
+    orphans["a fork in a request under fiber_per_request"] =
+      [{ env: { "PUMA_FIBER_PER_REQUEST" => "1" } }, ->(server) { orphan_request(server) }]
+  end
+  if features.include?(:clean_thread_locals)
+    orphans["a fork in a pipelined keep-alive request under clean_thread_locals"] =
+      [{ config: "clean_thread_locals true" }, ->(server) { pipelined(server, "/", "/fork?via=plain&life=8") }]
+  end
+
+  orphans.each do |name, (options, request)|
+    it "frees the port at a graceful stop while the orphan of #{name} lives" do
+      server = start(gem: true, **options)
+      expect(orphan_after_stop(server, graceful_stop) { instance_exec(server, &request) }).to eq(:port_free)
+    end
+
+    it "without the gem, leaves the orphan of #{name} holding the port" do
+      server = start(gem: false, **options)
+      expect(orphan_after_stop(server, graceful_stop) { instance_exec(server, &request) }).to eq(:port_held)
+    end
+  end
+end

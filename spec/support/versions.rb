@@ -1,0 +1,23 @@
+# frozen_string_literal: true
+
+module Support
+  # The server and Rack versions the end-to-end specs run against: the
+  # bundle's, which bin/compat sets for each cell of the matrix. A feature
+  # only some versions have gets its situations only there.
+  module Versions
+    def self.of(name)
+      Gem::Specification.find_by_name(name).version
+    end
+
+    def self.at_least?(name, version)
+      of(name) >= Gem::Version.new(version)
+    end
+
+    # Puma calls a Rack 3 streaming body from 6.0; 7.0 runs a request in a
+    # fiber of its own, and made clean_thread_locals an alias of that.
+    def self.puma_features
+      [(:streaming_body if at_least?("puma", "6") && at_least?("rack", "3")),
+       at_least?("puma", "7") ? :fiber_per_request : :clean_thread_locals].compact
+    end
+  end
+end
