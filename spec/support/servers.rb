@@ -24,7 +24,7 @@ module Support
     # config: more lines for unicorn.rb; env: more environment.
     def start_unicorn(gem: true, workers: 1, timeout: 30, unix: false, preload: true, config: "", env: {})
       dir = server_dir
-      File.write(File.join(dir, "unicorn.rb"), <<~CONFIG)
+      config = config_file(dir, "unicorn.rb", <<~CONFIG)
         worker_processes #{workers}
         timeout #{timeout}
         preload_app #{preload}
@@ -33,7 +33,7 @@ module Support
       address = unix ? File.join(dir, "unicorn.sock") : free_port
       listen = unix ? address : "127.0.0.1:#{address}"
       start_server(dir, address, gem:, env:, command: [executable("unicorn"), "-E", "production",
-                                                       "-c", File.join(dir, "unicorn.rb"), "-l", listen, APP])
+                                                       "-c", config, "-l", listen, APP])
     end
 
     # options: more command-line options (e.g. --fork-worker); config:
@@ -42,9 +42,10 @@ module Support
       dir = server_dir
       port = free_port
       bind = tls ? "ssl://127.0.0.1:#{port}?#{self_signed(dir)}&verify_mode=none" : "tcp://127.0.0.1:#{port}"
+      options += ["-C", config_file(dir, "puma.rb", config)] if config
       start_server(dir, port, gem:, env:, command: [executable("puma"), "-e", "production",
                                                     "-t", "#{threads}:#{threads}", "-w", workers.to_s,
-                                                    "-b", bind, *options, *puma_config(dir, config), APP])
+                                                    "-b", bind, *options, APP])
     end
 
     # WEBrick through rackup: a Rack server the gem has no integration for.
@@ -100,13 +101,8 @@ module Support
       nil
     end
 
-    def puma_config(dir, lines)
-      return [] unless lines
-
-      path = File.join(dir, "puma.rb")
-      File.write(path, lines)
-      ["-C", path]
-    end
+    # Writes a server's config file; returns its path.
+    def config_file(dir, name, text) = File.join(dir, name).tap { |path| File.write(path, text) }
 
     def server_dir
       Dir.mktmpdir("forksafe-e2e")
