@@ -4,12 +4,15 @@
 # workers) and puma (4 threads), both servers of a pair up at once and
 # measured in alternating rounds (each going first in turn), so the
 # machine's noise hits both alike.
-# The figure is the median round; the ratio is with / without.
+# The figure is the median round; the ratio is with / without. Each server
+# the bundle has is measured, at its version: run it under a cell's gemfile
+# (gemfiles/) for another version.
 #
 #   ruby -Ilib bench/throughput.rb [ROUNDS] [SECONDS_PER_ROUND] [CONNECTIONS]
 require "socket"
 require "timeout"
 require_relative "../spec/support/servers"
+require_relative "../spec/support/versions"
 
 rounds = Integer(ARGV[0] || 5)
 seconds = Integer(ARGV[1] || 3)
@@ -29,15 +32,16 @@ end
 def median(values) = values.sort[values.size / 2]
 
 SERVERS = {
-  "unicorn (2 workers)" => ->(harness, gem) { harness.start_unicorn(gem:, workers: 2) },
-  "puma (4 threads)" => ->(harness, gem) { harness.start_puma(gem:, threads: 4) }
+  "unicorn" => ["2 workers", ->(harness, gem) { harness.start_unicorn(gem:, workers: 2) }],
+  "puma" => ["4 threads", ->(harness, gem) { harness.start_puma(gem:, threads: 4) }]
 }.freeze
 
 harness = Harness.new
 puts "| server | without the gem | with the gem | ratio |"
 puts "|---|---:|---:|---:|"
 begin
-  SERVERS.each do |name, start|
+  SERVERS.each do |gem_name, (setup, start)|
+    name = "#{Support::Versions.installed(gem_name) || next} (#{setup})"
     pair = { without: start.call(harness, false), with: start.call(harness, true) }
     pair.each_value { |server| requests_per_second(server.port, 1, connections) } # warm up
     rates = { without: [], with: [] }

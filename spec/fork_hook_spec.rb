@@ -65,6 +65,23 @@ RSpec.describe "the Process._fork hook" do
     expect(port_refused_after_child { ForkSafe.request { ForkSafe.server_fork { running_child } } }).to be(false)
   end
 
+  it "releases listeners in every fork but the server's own where a server serves, from any thread or fiber" do
+    listener, = tcp_connection
+    released = in_child do
+      ForkSafe.serving(Logger.new(File::NULL))
+      [Thread.new { in_child { ForkSafe.last_pass[:listeners] } }.value,
+       Fiber.new { ForkSafe.server_fork { in_child { ForkSafe.last_pass[:listeners] } } }.resume,
+       in_child { in_child { ForkSafe.last_pass[:listeners] } }] # a child of the server's serves nothing
+    end
+    expect(released).to eq([[listener.fileno], [], []])
+  end
+
+  it "sees a request's mark from a fiber of the request's thread (puma's fiber_per_request)" do
+    listener, = tcp_connection
+    released = ForkSafe.request { Fiber.new { in_child { ForkSafe.last_pass[:listeners] } }.resume }
+    expect(released).to eq([listener.fileno])
+  end
+
   it "gives a child none of its parent's marks: a worker spawned by the server releases listeners in its requests" do
     listener, = tcp_connection
     released = ForkSafe.server_fork do
@@ -124,7 +141,6 @@ RSpec.describe "the Process._fork hook" do
 
   it "logs one line per child pass when debug is on" do
     Tempfile.create("forksafe-debug") do |file|
-      logger = ForkSafe.config.logger
       ForkSafe.configure do |c|
         c.debug = true
         c.logger = Logger.new(file.path)
@@ -137,7 +153,7 @@ RSpec.describe "the Process._fork hook" do
     ensure
       ForkSafe.configure do |c|
         c.debug = false
-        c.logger = logger
+        c.logger = nil # the default: the server's logger, else $stderr
       end
     end
   end

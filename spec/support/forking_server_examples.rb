@@ -22,6 +22,12 @@ RSpec.shared_examples "a server whose app forks" do |graceful_stop:, features:|
     http_get(server.port, "#{format(path, query)}&life=#{life}")
   end
 
+  it "finds every hook point it protects: nothing logged as missing" do
+    server = start(gem: true)
+    expect(http_get(server.port, "/").last).to end_with("hello\n")
+    expect(File.read(server.log)).not_to include("has no")
+  end
+
   forks.each do |name, query|
     it "gives EOF at once on every kind of response when the app forks with #{name}" do
       server = start(gem: true)

@@ -9,6 +9,13 @@ module Support
       Gem::Specification.find_by_name(name).version
     end
 
+    # A server this bundle has, as "puma 8.0.2"; nil if it has none.
+    def self.installed(name)
+      "#{name} #{of(name)}"
+    rescue Gem::MissingSpecError
+      nil
+    end
+
     def self.at_least?(name, version)
       of(name) >= Gem::Version.new(version)
     end
