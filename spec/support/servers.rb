@@ -87,9 +87,11 @@ module Support
     private
 
     # A gem's own executable (Debian installs some in /usr/bin only), or a
-    # program on the PATH or in /usr/sbin (nginx).
+    # program on the PATH or in /usr/sbin (nginx). Not RubyGems' wrappers in
+    # Gem.bindir: they load the bundle's version of the gem's file, which
+    # for a Debian gem is not where its spec says.
     def executable(name)
-      dirs = ENV.fetch("PATH").split(File::PATH_SEPARATOR) + %w[/usr/sbin]
+      dirs = ENV.fetch("PATH").split(File::PATH_SEPARATOR) - [Gem.bindir] + %w[/usr/sbin]
       [gem_executable(name), *dirs.map { |dir| File.join(dir, name) }].compact
                                                                       .find { |path| File.executable?(path) } ||
         raise("no #{name} executable found")

@@ -16,6 +16,11 @@ module Support
       nil
     end
 
+    # What a cell runs: "ruby 3.1.2, puma 8.0.2, rack 3.2.7".
+    def self.summary
+      ["ruby #{RUBY_VERSION}", *%w[unicorn puma rack].filter_map { |name| installed(name) }].join(", ")
+    end
+
     def self.at_least?(name, version)
       of(name) >= Gem::Version.new(version)
     end
