@@ -43,7 +43,7 @@ RSpec.describe "bad input to the Ruby API" do
       reader, = track(*IO.pipe)
       expect { ForkSafe.request("x") { nil } }.to raise_error(TypeError, /socket element: expected/)
       expect { ForkSafe.request(reader) { nil } }.to raise_error(ArgumentError, /socket: #<IO:fd \d+> is not a socket/)
-      expect(Thread.current.thread_variable_get(:forksafe_request)).to be_nil
+      expect(ForkSafe.child_plan.release_listeners).to be(false)
     end
   end
 

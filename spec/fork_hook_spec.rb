@@ -76,6 +76,21 @@ RSpec.describe "the Process._fork hook" do
     expect(released).to eq([[listener.fileno], [], []])
   end
 
+  it "counts a request's mark while any request on the thread is open, interleaved as fibers" do
+    first = Fiber.new { ForkSafe.request { Fiber.yield } }
+    second = Fiber.new do
+      ForkSafe.request do
+        Fiber.yield
+        ForkSafe.child_plan.release_listeners
+      end
+    end
+    first.resume
+    second.resume
+    first.resume # the first request ends while the second is open
+    expect(second.resume).to be(true)
+    expect(ForkSafe.child_plan.release_listeners).to be(false) # none is open
+  end
+
   it "sees a request's mark from a fiber of the request's thread (puma's fiber_per_request)" do
     listener, = tcp_connection
     released = ForkSafe.request { Fiber.new { in_child { ForkSafe.last_pass[:listeners] } }.resume }

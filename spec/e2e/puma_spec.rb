@@ -66,6 +66,14 @@ RSpec.describe "puma with forking requests", :e2e do
     error, hijack = %w[/fork /hijack].map { |path| http_get(server.port, "#{path}?via=native&life=6&raise=1") }
     expect([error.first, hijack.first]).to all(be < 1)
     expect([error.last, hijack.last]).to match([match(%r{\AHTTP/1\.[01] 500 }), end_with("hijacked\n")])
+    expect(File.read(server.log)).not_to include("has no")
+  end
+
+  it "keeps serving in cluster mode with a control app when the gem is loaded before puma" do
+    control = ["--control-url", "tcp://127.0.0.1:#{free_port}", "--control-token", "secret"]
+    server = start_puma(gem: false, workers: 2, env: { "RUBYOPT" => "-runicorn/forksafe" }, options: control)
+    expect(forking_statuses(server, 6)).to all(eq("200"))
+    expect(File.read(server.log)).not_to include("has no")
   end
 
   it "without the gem, the neighbour waits for the child or gets its bytes" do

@@ -16,6 +16,13 @@ RSpec.describe "unicorn with forking requests", :e2e do
     end
   end
 
+  it "frees the port at a graceful stop while an orphan lives, with workers exec'd anew (worker_exec)" do
+    server = start_unicorn(config: "worker_exec true")
+    expect(http_get(server.port, "/fork?via=plain&life=8", limit: 2).last).to include("forked")
+    stop_server(server)
+    expect { TCPServer.new("127.0.0.1", server.port).close }.not_to raise_error
+  end
+
   it "lets a child answer on a connection handed off with keep:" do
     server = start_unicorn
     seconds, response = http_get(server.port, "/handoff")

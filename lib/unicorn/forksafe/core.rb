@@ -120,18 +120,23 @@ module ForkSafe
     # Marks are the thread's, not the fiber's (Thread#[] is fiber-local):
     # puma runs a request in a fiber of its own (fiber_per_request), or
     # wipes the fiber's locals between two requests of one connection
-    # (clean_thread_locals).
+    # (clean_thread_locals). They count the blocks open on the thread, so
+    # requests that interleave as fibers of one thread leave none behind.
     def marked(key)
       thread = Thread.current
-      previous = thread.thread_variable_get(key)
-      thread.thread_variable_set(key, Process.pid)
+      thread.thread_variable_set(key, [Process.pid, open_marks(thread, key) + 1])
       yield
     ensure
-      thread.thread_variable_set(key, previous)
+      thread.thread_variable_set(key, [Process.pid, open_marks(thread, key) - 1])
     end
 
     def marked?(key)
-      Thread.current.thread_variable_get(key) == Process.pid
+      open_marks(Thread.current, key).positive?
+    end
+
+    def open_marks(thread, key)
+      pid, count = thread.thread_variable_get(key)
+      pid == Process.pid ? count : 0
     end
 
     # App code releases listeners: ForkSafe.fork, a fork in a request, and

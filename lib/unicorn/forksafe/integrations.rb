@@ -3,54 +3,53 @@
 require_relative "core"
 
 module ForkSafe
-  # Installs each server integration when its class exists: at once if the
-  # server is loaded already, else when the class body ends (the gem may be
-  # required first, from a Gemfile, while the server loads later or lazily
-  # through autoload). Nothing here loads a server.
+  # Installs each server integration when its class has the methods it
+  # hooks: at once if the server is loaded already, else when a body of
+  # that class ends (the gem may be required first, from a Gemfile, while
+  # the server loads later, lazily through autoload, or a class at a time:
+  # puma opens Puma::Cluster in one file and defines spawn_worker in
+  # another). Nothing here loads a server.
   #
   # Each protection is a module prepended to the method the server calls at
   # that point. A server version without that method would leave the
-  # protection silently off, so install checks, and the process says which
-  # protection is missing once, through the server's logger when it starts
-  # serving.
+  # protection silently off, so when the process starts serving, each hook
+  # whose class is loaded but still lacks the method is said once, through
+  # the server's logger.
   module Integrations
-    @pending = {} # class name => installer
+    @pending = Hash.new { |pending, name| pending[name] = [] } # class name => [[hooks, server]]
     @trace = TracePoint.new(:end) { |tp| body_ended(tp.self) }
-    @missing = []
+    @reported = false
     MODULE_NAME = Module.instance_method(:name)
 
     class << self
-      def when_defined(name, &install)
+      # Prepends to the class named `name` the first of `hooks` whose
+      # methods it all has. Each hook names what is lost without it in
+      # WITHOUT_IT; `server` is the integration, whose version names the
+      # server's.
+      def install(name, *hooks, server:)
         target = resolve(name)
-        return install.call(target) if target
+        return if target && prepended?(target, hooks)
 
-        @pending[name] = install
+        @pending[name] << [hooks, server]
         @trace.enable unless @trace.enabled?
-      end
-
-      # Prepends to `target` the first of `hooks` whose methods it all has.
-      # Each hook names what is lost without it in WITHOUT_IT; `server` is
-      # the integration, whose version names the server's.
-      def install(target, *hooks, server:)
-        hook = hooks.find { |candidate| hook_points(candidate).all? { |name| defines?(target, name) } }
-        return target.prepend(hook) if hook
-
-        points = hooks.flat_map { |candidate| hook_points(candidate).map { |name| "#{target}##{name}" } }
-        @missing << "forksafe: #{server.version} has no #{points.uniq.join(" or ")}: #{hooks.first::WITHOUT_IT}"
       end
 
       # Where the server starts serving requests in this process, and on
       # each request (the app may have loaded the gem after the start): see
-      # ForkSafe.serving. The block gives the server's logger. Logs what
-      # install found missing, once.
+      # ForkSafe.serving. The block gives the server's logger.
       def serving
         return if ForkSafe.serving?
 
         ForkSafe.serving(yield)
-        @missing.shift(@missing.size).each { |line| ForkSafe.config.logger.warn(line) }
+        report_missing unless @reported
       end
 
       private
+
+      def prepended?(target, hooks)
+        hook = hooks.find { |candidate| hook_points(candidate).all? { |name| defines?(target, name) } }
+        target.prepend(hook) if hook
+      end
 
       def hook_points(hook)
         hook.instance_methods(false) + hook.private_instance_methods(false)
@@ -62,9 +61,28 @@ module ForkSafe
 
       # Module#name itself: some classes redefine name.
       def body_ended(mod)
-        install = @pending.delete(MODULE_NAME.bind_call(mod)) or return
+        name = MODULE_NAME.bind_call(mod)
+        waiting = @pending[name] if @pending.key?(name)
+        return unless waiting
+
+        waiting.reject! { |hooks, _| prepended?(mod, hooks) }
+        @pending.delete(name) if waiting.empty?
         @trace.disable if @pending.empty?
-        install.call(mod)
+      end
+
+      # By now the server's classes are loaded: a hook still waiting for a
+      # loaded class waits for a method this version does not have.
+      def report_missing
+        @reported = true
+        @pending.each do |name, waiting|
+          target = resolve(name) or next
+          waiting.each { |hooks, server| ForkSafe.config.logger.warn(missing(target, hooks, server)) }
+        end
+      end
+
+      def missing(target, hooks, server)
+        points = hooks.flat_map { |hook| hook_points(hook).map { |point| "#{target}##{point}" } }
+        "forksafe: #{server.version} has no #{points.uniq.join(" or ")}: #{hooks.first::WITHOUT_IT}"
       end
 
       # The constant if it is loaded; an autoload not yet run does not count.

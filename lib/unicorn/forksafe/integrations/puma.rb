@@ -89,14 +89,10 @@ module ForkSafe
       end
     end
 
-    when_defined("Puma::Server") do |server|
-      [Puma::ResponseSockets, Puma::Serving, Puma::Requests].each { |hook| install(server, hook, server: Puma) }
-    end
-    when_defined("Puma::Client") do |client|
-      install(client, Puma::Close, server: Puma)
-      install(client, Puma::FullHijack, Puma::FullHijackCall, server: Puma)
-    end
-    when_defined("Puma::Cluster") { |cluster| install(cluster, Puma::SpawnsWorkers, server: Puma) }
-    when_defined("Puma::Cluster::Worker") { |worker| install(worker, Puma::SpawnsWorkers, server: Puma) }
+    [Puma::ResponseSockets, Puma::Serving, Puma::Requests].each { |hook| install("Puma::Server", hook, server: Puma) }
+    install("Puma::Client", Puma::Close, server: Puma)
+    install("Puma::Client", Puma::FullHijack, Puma::FullHijackCall, server: Puma)
+    install("Puma::Cluster", Puma::SpawnsWorkers, server: Puma)
+    install("Puma::Cluster::Worker", Puma::SpawnsWorkers, server: Puma)
   end
 end

@@ -58,13 +58,16 @@ module ForkSafe
       end
 
       # Prepended to Unicorn::HttpServer: workers, and the new master of a
-      # USR2 upgrade, keep the listeners.
+      # USR2 upgrade, keep the listeners. A worker exec'd anew (worker_exec
+      # true) serves from inside this very method: there it spawns nothing.
       module SpawnsWorkers
         WITHOUT_IT = "unicorn's own forks of workers are not marked"
 
         private
 
         def spawn_missing_workers(*)
+          return super if @worker_data
+
           ForkSafe.server_fork { super }
         end
       end
@@ -93,10 +96,8 @@ module ForkSafe
       end
     end
 
-    when_defined("Unicorn::HttpServer") do |server|
-      [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Unicorn::SpawnsWorkers, Unicorn::Reexec]
-        .each { |hook| install(server, hook, server: Unicorn) }
-    end
-    when_defined("Unicorn::HttpParser") { |parser| install(parser, Unicorn::Hijack, server: Unicorn) }
+    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Unicorn::SpawnsWorkers, Unicorn::Reexec]
+      .each { |hook| install("Unicorn::HttpServer", hook, server: Unicorn) }
+    install("Unicorn::HttpParser", Unicorn::Hijack, server: Unicorn)
   end
 end
