@@ -47,6 +47,23 @@ RSpec.describe "bad input to the Ruby API" do
     end
   end
 
+  describe "FORKSAFE_DEBUG" do
+    around do |example|
+      saved = ENV.fetch("FORKSAFE_DEBUG", nil)
+      example.run
+    ensure
+      ENV["FORKSAFE_DEBUG"] = saved
+    end
+
+    it "turns debug on for 1, true, yes and on, and leaves it off for 0, false, no, off and nothing" do
+      debug = %w[1 true YES on 0 false no off].push("").to_h do |value|
+        ENV["FORKSAFE_DEBUG"] = value
+        [value, ForkSafe::Configuration.new.debug]
+      end
+      expect(debug.values).to eq(([true] * 4) + ([false] * 5))
+    end
+  end
+
   describe "ForkSafe.configure" do
     it "wants booleans and a logger, and keeps the old value otherwise" do
       config = ForkSafe.config

@@ -117,6 +117,29 @@ RSpec.describe "ForkSafe.fork" do
     expect { Process.wait(-1, Process::WNOHANG) }.to raise_error(Errno::ECHILD)
   end
 
+  it "detach: true returns the pid and keeps the hand-off when the app ignores SIGCHLD" do
+    _listener, outbound, accepted = tcp_connection
+    returned = in_child(via: ->(&block) { ForkSafe.fork(keep: accepted, &block) }) do
+      trap(:CHLD, "IGNORE")
+      pid = ForkSafe.fork(detach: true, keep: accepted) do
+        sleep 0.5
+        accepted.write("from the grandchild")
+      end
+      [pid.is_a?(Integer), ForkSafe.handed_off?(accepted)]
+    end
+    expect(returned).to eq([true, true])
+    accepted.close
+    expect(read_until_eof(outbound, 5).last).to eq("from the grandchild")
+  end
+
+  it "gives the child's own forks none of its ForkSafe.fork options" do
+    keeping = ->(&block) { ForkSafe.fork(listeners: :keep, &block) }
+    plans = in_child(via: keeping) do
+      [ForkSafe.child_plan.release_listeners, ForkSafe.request { ForkSafe.child_plan.release_listeners }]
+    end
+    expect(plans).to eq([false, true]) # a fork nobody marked keeps them; a request's releases them
+  end
+
   it "reports the child's own pass and counts it in the child" do
     listener, _outbound, accepted = tcp_connection
     result = in_child(via: ForkSafe.method(:fork)) { [ForkSafe.last_pass, ForkSafe.stats] }

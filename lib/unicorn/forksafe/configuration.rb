@@ -7,7 +7,8 @@ module ForkSafe
   class Configuration
     # false: the Process._fork hook does nothing (ForkSafe.fork still works).
     attr_reader :fork_hook
-    # Logs one line per child pass (FORKSAFE_DEBUG=1 sets it too).
+    # Logs one line per child pass (FORKSAFE_DEBUG=1, true, yes or on sets
+    # it too; 0, false, no, off or nothing leaves it off).
     attr_reader :debug
     # Where debug lines and warnings go. Unset, the server's logger (which
     # the integrations give as server_logger), else $stderr.
@@ -15,7 +16,7 @@ module ForkSafe
 
     def initialize
       @fork_hook = true
-      @debug = !ENV.fetch("FORKSAFE_DEBUG", "").empty?
+      @debug = %w[1 true yes on].include?(ENV.fetch("FORKSAFE_DEBUG", "").strip.downcase)
       @logger = nil
       @server_logger = nil
     end

@@ -86,7 +86,8 @@ module ForkSafe
 
     # In the parent, just before a fork: what the child's pass is to do.
     def child_plan
-      options = Thread.current[:forksafe_fork]
+      pid, options = Thread.current[:forksafe_fork]
+      options = nil unless pid == Process.pid
       keep = options ? options[:keep] : NO_FDS
       ChildPlan.new(keep, release_listeners?(options), @registry.in_flight)
     end
@@ -142,8 +143,6 @@ module ForkSafe
     # App code releases listeners: ForkSafe.fork, a fork in a request, and
     # any fork but the server's own where a server serves requests. Where
     # none does, a fork nobody marked keeps them: it may be the server's.
-    # (ForkSafe.fork's options are not pid-stamped: the middle process of a
-    # detached fork forks the grandchild with them.)
     def release_listeners?(options)
       return options[:release_listeners] if options
       return false if marked?(:forksafe_server_fork)

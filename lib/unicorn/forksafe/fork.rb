@@ -17,7 +17,7 @@ module ForkSafe
       keep = kept_list(keep)
       options = fork_options(keep, listeners, detach)
       handing_off(keep, options[:keep]) do
-        with_fork_options(options) { detach ? detached_fork(&block) : safe_fork(&block) }
+        with_fork_options(options) { detach ? detached_fork(options, &block) : safe_fork(&block) }
       end
     end
 
@@ -55,9 +55,11 @@ module ForkSafe
       end
     end
 
+    # The options hold the pid that set them: the block goes on in the child
+    # inside this method, but the child's own forks are not this call's.
     def with_fork_options(options)
       previous = Thread.current[:forksafe_fork]
-      Thread.current[:forksafe_fork] = options
+      Thread.current[:forksafe_fork] = [Process.pid, options]
       yield
     ensure
       Thread.current[:forksafe_fork] = previous
@@ -79,20 +81,29 @@ module ForkSafe
       end
     end
 
-    # The middle process forks the real child, reports its pid and exits at
-    # once, so we reap it now and the real child is reparented: no zombie,
-    # no waiter thread. The reply is read once the middle has exited, not
-    # until EOF: a process forked meanwhile by another thread may hold a
-    # copy of the write end for as long as it lives.
-    def detached_fork(&)
+    # The middle process forks the real child with the same options,
+    # reports its pid and exits at once, so we reap it now and the real
+    # child is reparented: no zombie, no waiter thread. The reply is read
+    # once the middle has exited, not until EOF: a process forked meanwhile
+    # by another thread may hold a copy of the write end for as long as it
+    # lives.
+    def detached_fork(options, &)
       reader, writer = IO.pipe
       middle = safe_fork
-      return report_grandchild(reader, writer, &) unless middle
+      return with_fork_options(options) { report_grandchild(reader, writer, &) } unless middle
 
-      Process.wait(middle)
+      reap(middle)
       grandchild_pid(reader.read_nonblock(64, exception: false))
     ensure
       [reader, writer].each { |io| io.close unless io.closed? }
+    end
+
+    # With SIGCHLD ignored, the kernel reaps the middle itself: wait returns
+    # ECHILD once it has exited.
+    def reap(pid)
+      Process.wait(pid)
+    rescue Errno::ECHILD
+      nil
     end
 
     # In the middle process. Returns only in a blockless grandchild.
