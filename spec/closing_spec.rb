@@ -62,6 +62,18 @@ RSpec.describe "closing a client connection", :without_hook do
       expect(seconds_to_eof(outbound, limit: 3)).to be < 1
     end
 
+    it "closes plainly in a child handed a listener or an outbound connection: the parent's go on" do
+      listener, outbound, accepted = tcp_connection
+      in_child(via: ->(&block) { ForkSafe.fork(keep: [listener, outbound], &block) }) do
+        listener.close
+        outbound.close
+      end
+      outbound.write("still connected")
+      expect(accepted.readpartial(100)).to eq("still connected")
+      track(TCPSocket.new("127.0.0.1", listener.addr[1]))
+      expect(listener.wait_readable(3)).to eq(listener) # still listening: a new connection waits to be accepted
+    end
+
     it "skips the server's own shutdown of a handed-off socket" do
       _listener, outbound, accepted = tcp_connection
       accepted.extend(described_class)

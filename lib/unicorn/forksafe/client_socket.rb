@@ -11,11 +11,21 @@ module ForkSafe
   # app closes it), or one handed off with keep: (the server's own shutdown
   # call must not end the child's connection). Never into a class: the
   # normal path of a request pays nothing.
+  #
+  # The shutdown is the business of the process that extended the socket,
+  # the one serving that connection. A child closing its copy of a socket
+  # handed to it (a listener, an outbound connection, a client it answers)
+  # drops its reference only: shutdown acts on the socket every process
+  # shares, and would stop the parent's listener or end its connection.
   module ClientSocket
-    # Extends `io` (once) and returns it.
+    # Extends `io` and returns it, owned by this process (again, if a
+    # parent extended it first).
     def self.into(io)
-      io.extend(self) unless io.is_a?(self)
-      io
+      io.extend(self)
+    end
+
+    def self.extended(io)
+      io.instance_variable_set(:@forksafe_owner, Process.pid)
     end
 
     def shutdown(*)
@@ -23,6 +33,8 @@ module ForkSafe
     end
 
     def close
+      return super unless @forksafe_owner == Process.pid
+
       ForkSafe.closing(self) { super }
     end
   end
