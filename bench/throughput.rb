@@ -4,7 +4,8 @@
 # workers) and puma (4 threads), both servers of a pair up at once and
 # measured in alternating rounds (each going first in turn), so the
 # machine's noise hits both alike.
-# The figure is the median round; the ratio is with / without. Each server
+# The figures are the median rounds; the ratio is the median of each
+# round's with / without, the two measured back to back. Each server
 # the bundle has is measured, at its version: run it under a cell's gemfile
 # (gemfiles/) for another version.
 #
@@ -50,8 +51,8 @@ begin
       order.each { |variant, server| rates[variant] << requests_per_second(server.port, seconds, connections) }
     end
     without, with = rates.values_at(:without, :with).map { |r| median(r) }
-    puts format("| %<name>s | %<without>.0f req/s | %<with>.0f req/s | %<ratio>.3f |",
-                name:, without:, with:, ratio: with / without)
+    ratio = median(rates[:with].zip(rates[:without]).map { |w, wo| w / wo })
+    puts format("| %<name>s | %<without>.0f req/s | %<with>.0f req/s | %<ratio>.3f |", name:, without:, with:, ratio:)
     harness.stop_servers
   end
 ensure

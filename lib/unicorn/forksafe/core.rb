@@ -4,6 +4,7 @@ require_relative "version"
 require_relative "forksafe_native"
 require_relative "configuration"
 require_relative "registry"
+require_relative "marks"
 
 # Makes fork inside a running web server safe for the server's clients.
 #
@@ -56,7 +57,7 @@ module ForkSafe
 
       fd = socket && request_fd(socket)
       @registry.register(fd) if fd
-      marked(:forksafe_request, &)
+      marked(:request, &)
     ensure
       @registry.unregister(fd) if fd
     end
@@ -81,7 +82,7 @@ module ForkSafe
     def server_fork(&)
       raise ArgumentError, "server_fork: a block is required (the forks it marks)" unless block_given?
 
-      marked(:forksafe_server_fork, &)
+      marked(:server_fork, &)
     end
 
     # In the parent, just before a fork: what the child's pass is to do.
@@ -114,30 +115,17 @@ module ForkSafe
       io.fileno
     end
 
-    # A mark holds the pid that made it. The forking thread goes on in the
-    # child inside the blocks that marked it, but a worker spawned inside
-    # server_fork, or a child of a request, serves no request of its own
-    # yet: in the child the marks are its parent's, and count for nothing.
-    # Marks are the thread's, not the fiber's (Thread#[] is fiber-local):
-    # puma runs a request in a fiber of its own (fiber_per_request), or
-    # wipes the fiber's locals between two requests of one connection
-    # (clean_thread_locals). They count the blocks open on the thread, so
-    # requests that interleave as fibers of one thread leave none behind.
+    # See Marks: the thread's, and its process's.
     def marked(key)
-      thread = Thread.current
-      thread.thread_variable_set(key, [Process.pid, open_marks(thread, key) + 1])
+      marks = Marks.current
+      marks[key] += 1
       yield
     ensure
-      thread.thread_variable_set(key, [Process.pid, open_marks(thread, key) - 1])
+      marks[key] -= 1 if marks
     end
 
     def marked?(key)
-      open_marks(Thread.current, key).positive?
-    end
-
-    def open_marks(thread, key)
-      pid, count = thread.thread_variable_get(key)
-      pid == Process.pid ? count : 0
+      Marks.current[key].positive?
     end
 
     # App code releases listeners: ForkSafe.fork, a fork in a request, and
@@ -145,9 +133,9 @@ module ForkSafe
     # none does, a fork nobody marked keeps them: it may be the server's.
     def release_listeners?(options)
       return options[:release_listeners] if options
-      return false if marked?(:forksafe_server_fork)
+      return false if marked?(:server_fork)
 
-      serving? || marked?(:forksafe_request)
+      serving? || marked?(:request)
     end
 
     def log_pass

@@ -47,7 +47,6 @@ module ForkSafe
         WITHOUT_IT = "requests are not marked"
 
         def process_client(*)
-          Integrations.serving { ServerLog.new(@log_writer || @events) }
           ForkSafe.request { super }
         end
       end
