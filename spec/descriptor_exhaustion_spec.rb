@@ -63,4 +63,23 @@ RSpec.describe "a child with no free descriptor", :without_hook do
     pass = "pass {:clients=>[#{fd}], :listeners=>[#{listener.fileno}], :dead_end=>:vacated, :failed=>{}}\n"
     expect(lines).to match([/WARN -- : forksafe: child #{pid} had no descriptor .* \(vacated\)$/, pass])
   end
+
+  it "a server out of descriptors still writes its error response, then ends the connection" do
+    _listener, outbound, accepted = tcp_connection
+    reader, writer = track(*IO.pipe)
+    child do # the server, its table full, and a child it forked holding the connection
+      writer.puts(Process.fork { sleep 6 })
+      fill_descriptor_table
+      ForkSafe.closing(accepted, writes_first: true) do
+        accepted.write("HTTP/1.1 500 Internal Server Error\r\n\r\n")
+        accepted.close
+      end
+      sleep 6
+    end
+    children << Integer(reader.gets) # the holder, killed after the example too
+    accepted.close # the test's copy
+    seconds, received = read_until_eof(outbound, 3)
+    expect(received).to eq("HTTP/1.1 500 Internal Server Error\r\n\r\n")
+    expect(seconds).to be < 1
+  end
 end

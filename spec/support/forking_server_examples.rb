@@ -59,6 +59,25 @@ RSpec.shared_examples "a server whose app forks" do |graceful_stop:, features:|
     expect(seconds.max).to be > 2.5
   end
 
+  # A request in flight when the server begins a graceful stop, whose app
+  # then forks a child that writes into every socket it inherited, and
+  # answers half a second later: what the client got.
+  def fork_during_graceful_stop(server, signal)
+    client = Thread.new { http_get(server.port, "/fork?via=plain&wait=1&pry=1&hang=0.5&life=3", limit: 8) }
+    sleep 0.5 # the request is in the app
+    Process.kill(signal, server.pid)
+    client.value.last
+  end
+
+  it "gives a child forked during a graceful stop no way to the client's connection" do
+    response = fork_during_graceful_stop(start(gem: true), graceful_stop)
+    expect(response).to match(%r{\AHTTP/1\.[01] 200 OK\r\n.*\r\n\r\nforked \d+\n\z}m)
+  end
+
+  it "without the gem, lets a child forked during a graceful stop write into the client's connection" do
+    expect(fork_during_graceful_stop(start(gem: false), graceful_stop)).to include("LEAKED")
+  end
+
   # An orphan: the app's child still lives when the server has stopped.
   def orphan_after_stop(server, signal)
     expect(yield(server)).to include("forked")

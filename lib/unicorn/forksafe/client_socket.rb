@@ -91,13 +91,23 @@ module ForkSafe
     # The shutdown goes on a second reference taken before the block, which
     # writes, then closes the first.
     def shutting_down_after(raw)
-      spare = raw.dup
+      spare = second_reference(raw)
       yield
     ensure
       if spare
         shut_down(spare)
         spare.close
       end
+    end
+
+    # Out of descriptors (the app's failure may be just that), the socket
+    # itself shuts down as it closes, after what the block wrote: the
+    # server's half must never cost a response.
+    def second_reference(raw)
+      raw.dup
+    rescue Errno::EMFILE, Errno::ENFILE
+      ClientSocket.into(raw)
+      nil
     end
 
     def shut_down(socket)

@@ -45,7 +45,7 @@ module ForkSafe
 
     # The process's sockets as the kernel classifies them.
     def sockets
-      Native.sockets(@registry.in_flight)
+      Native.sockets(Marks.in_flight)
     end
 
     # Marks the current thread as serving a request while the block runs:
@@ -55,11 +55,7 @@ module ForkSafe
     def request(socket = nil, &)
       raise ArgumentError, "request: a block is required (the request it marks)" unless block_given?
 
-      fd = socket && request_fd(socket)
-      @registry.register(fd) if fd
-      marked(:request, &)
-    ensure
-      @registry.unregister(fd) if fd
+      Marks.current.in_request(socket && registered_socket(socket), &)
     end
 
     # Called by an integration where its server starts serving requests in
@@ -90,7 +86,7 @@ module ForkSafe
       pid, options = Thread.current[:forksafe_fork]
       options = nil unless pid == Process.pid
       keep = options ? options[:keep] : NO_FDS
-      ChildPlan.new(keep, release_listeners?(options), @registry.in_flight)
+      ChildPlan.new(keep, release_listeners?(options), Marks.in_flight)
     end
 
     # Both sides of a fork, right after it: `pid` is what fork returned. The
@@ -104,15 +100,16 @@ module ForkSafe
 
     private
 
-    # This runs on every request: an open socket's fileno is all it takes.
-    # The native conversion takes an Integer fd, and names anything else.
-    def request_fd(socket)
+    # This runs on every request: the open socket itself (its to_io) is
+    # what is registered. The native conversion takes an Integer fd, and
+    # names anything else.
+    def registered_socket(socket)
       io = socket.to_io if socket.respond_to?(:to_io)
       return Native.fds([socket], "socket").first unless io.is_a?(IO)
       raise ArgumentError, "socket: #{io.inspect} is not a socket" unless io.is_a?(BasicSocket)
       raise ArgumentError, "socket: #{io.inspect} is closed" if io.closed?
 
-      io.fileno
+      io
     end
 
     # See Marks: the thread's, and its process's.
@@ -121,7 +118,7 @@ module ForkSafe
       marks[key] += 1
       yield
     ensure
-      marks[key] -= 1 if marks
+      marks[key] -= 1
     end
 
     def marked?(key)

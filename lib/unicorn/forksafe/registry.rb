@@ -3,10 +3,9 @@
 require "set"
 
 module ForkSafe
-  # The sockets a process knows more about than the kernel can tell: those
-  # in flight in a request (clients even if no listener explains them), and
-  # those handed to a child with keep: (closed without shutdown, so the
-  # child's connection survives). Thread-safe.
+  # The sockets handed to a child with keep: until the server closes them
+  # (closed without shutdown, so the child's connection survives).
+  # Thread-safe.
   #
   # A forked child inherits the parent's entries, which name the parent's
   # sockets: the registry is stamped with the pid it belongs to, and a
@@ -17,23 +16,6 @@ module ForkSafe
     def initialize
       @lock = Mutex.new
       start_afresh
-    end
-
-    def register(fd)
-      synchronize { @in_flight[fd] += 1 }
-    end
-
-    def unregister(fd)
-      synchronize do
-        @in_flight[fd] -= 1
-        @in_flight.delete(fd) unless @in_flight[fd].positive?
-      end
-    end
-
-    def in_flight
-      return NO_FDS if @in_flight.empty? # the common case, without the lock
-
-      synchronize { @in_flight.keys }
     end
 
     # Returns the fds that were not handed off already.
@@ -66,7 +48,6 @@ module ForkSafe
 
     def start_afresh
       @pid = Process.pid
-      @in_flight = Hash.new(0)
       @handed_off = Set.new
     end
   end

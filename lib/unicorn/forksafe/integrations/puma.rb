@@ -41,13 +41,16 @@ module ForkSafe
         end
       end
 
-      # Prepended to Puma::Server (process_client takes the client, and a
-      # processor first since 8.0).
+      # Prepended to Puma::Server. The client is registered: a graceful
+      # stop closes the listeners before the requests in flight end, and no
+      # listener explains a client then. process_client takes the client and
+      # a buffer in 5.x, the client in 6.x and 7.x, a processor and the
+      # client since 8.0.
       module Requests
         WITHOUT_IT = "requests are not marked"
 
-        def process_client(*)
-          ForkSafe.request { super }
+        def process_client(*args)
+          ForkSafe.request(args.find { |arg| arg.is_a?(::Puma::Client) }) { super }
         end
       end
 

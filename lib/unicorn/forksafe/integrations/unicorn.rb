@@ -29,15 +29,17 @@ module ForkSafe
 
       # Prepended to Unicorn::HttpServer. A worker that loaded the gem with
       # the app (config.ru, preload_app false) entered worker_loop before
-      # the gem was there: its first request says it serves.
+      # the gem was there: its first request says it serves. The client is
+      # registered: in a graceful stop unicorn closes its listeners before
+      # the request ends, and no listener explains the client then.
       module Requests
         WITHOUT_IT = "requests are not marked"
 
         private
 
-        def process_client(*)
+        def process_client(client, *)
           Integrations.serving { @logger }
-          ForkSafe.request { super }
+          ForkSafe.request(client) { super }
         end
       end
 
