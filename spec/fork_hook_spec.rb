@@ -105,6 +105,19 @@ RSpec.describe "the Process._fork hook" do
     expect(released).to eq([listener.fileno])
   end
 
+  it "forgets a request's socket once the app closed it: an outbound connection on its number stays live" do
+    _listener, _outbound, accepted = tcp_connection
+    database = track(TCPServer.new("127.0.0.1", 0))
+    ForkSafe.request(accepted) do
+      fd = accepted.fileno
+      accepted.close # after a hijack, say
+      outbound = track(TCPSocket.new("127.0.0.1", database.addr[1]))
+      expect(outbound.fileno).to eq(fd)
+      in_child { outbound.write("from the child") }
+      expect(track(database.accept).readpartial(100)).to eq("from the child")
+    end
+  end
+
   it "gives a child none of its parent's requests in flight" do
     _listener, _outbound, accepted = tcp_connection
     ForkSafe.request(accepted) do
