@@ -17,7 +17,12 @@ RSpec.describe "unicorn with forking requests", :e2e do
   end
 
   it "frees the port at a graceful stop while an orphan lives, with workers exec'd anew (worker_exec)" do
-    server = start_unicorn(config: "worker_exec true")
+    # Unicorn execs START_CTX[0]; a gem's own bin file has no usable #! line.
+    server = start_unicorn(config: <<~CONFIG)
+      worker_exec true
+      Unicorn::HttpServer::START_CTX[:argv].unshift(Unicorn::HttpServer::START_CTX[0])
+      Unicorn::HttpServer::START_CTX[0] = RbConfig.ruby
+    CONFIG
     expect(http_get(server.port, "/fork?via=plain&life=8", limit: 2).last).to include("forked")
     stop_server(server)
     expect { TCPServer.new("127.0.0.1", server.port).close }.not_to raise_error

@@ -18,7 +18,7 @@ module Support
     def https_get(port, path, limit: 15)
       context = OpenSSL::SSL::SSLContext.new.tap { |c| c.verify_mode = OpenSSL::SSL::VERIFY_NONE }
       tls = OpenSSL::SSL::SSLSocket.new(track(TCPSocket.new("127.0.0.1", port)), context)
-      tls.connect
+      Timeout.timeout(limit) { tls.connect } # a server that never answers fails the example, not the suite
       tls.write("GET #{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")
       read_tls_until_eof(tls, limit)
     end
