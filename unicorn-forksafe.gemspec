@@ -21,6 +21,8 @@ Gem::Specification.new do |spec|
     "ext/forksafe_native/extconf.rb",
     "ext/forksafe_native/Cargo.toml",
     "ext/forksafe_native/src/**/*.rs",
+    "ext/forksafe_core/Cargo.toml",
+    "ext/forksafe_core/src/**/*.rs",
     "Cargo.toml",
     "Cargo.lock",
     "README.md",

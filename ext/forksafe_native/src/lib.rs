@@ -4,14 +4,6 @@
 //! one, runs plain Rust, and turns any panic into `ForkSafe::Error` instead
 //! of magnus's default `fatal`, which would end the VM.
 
-mod addr;
-mod classify;
-pub mod fds;
-pub mod kit;
-mod ledger;
-mod neutralize;
-pub mod pass;
-
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -20,11 +12,13 @@ use magnus::value::{Lazy, ReprValue};
 use magnus::{function, prelude::*, Error, ExceptionClass, Integer, RArray, RHash, Ruby, Value};
 use nix::errno::Errno;
 
-use crate::addr::SockAddr;
-use crate::classify::Socket;
-use crate::ledger::{ledger, OwnPass};
-use crate::neutralize::{shutdown_both, DeadEnd};
-use crate::pass::{child_pass, PassOptions, PassReport};
+use forksafe_core::addr::SockAddr;
+use forksafe_core::classify::{self, Socket};
+use forksafe_core::fds;
+use forksafe_core::kit;
+use forksafe_core::ledger::{ledger, OwnPass};
+use forksafe_core::neutralize::{shutdown_both, DeadEnd};
+use forksafe_core::pass::{child_pass, PassOptions, PassReport};
 
 static FORKSAFE_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| {
     ruby.define_module("ForkSafe")

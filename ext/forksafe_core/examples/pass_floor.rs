@@ -11,9 +11,9 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
-use forksafe_native::fds::open_fds;
-use forksafe_native::kit;
-use forksafe_native::pass::{child_pass, PassOptions};
+use forksafe_core::fds::open_fds;
+use forksafe_core::kit;
+use forksafe_core::pass::{child_pass, PassOptions};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
