@@ -47,7 +47,9 @@ impl SockAddr {
     /// address the client dialed, so a wildcard listener (0.0.0.0 or ::)
     /// matches any address on its port; `::` is dual-stack, so it also
     /// matches IPv4 peers, which the kernel reports as v4-mapped addresses.
-    /// On Linux an accepted Unix socket reports the listener's own path.
+    /// A dialed address is never a wildcard: a socket whose local address
+    /// is one was only bound. On Linux an accepted Unix socket reports the
+    /// listener's own path.
     pub fn accepted_by(&self, listener: &SockAddr) -> bool {
         match (self, listener) {
             (SockAddr::Inet(local), SockAddr::Inet(bound)) => {
@@ -61,6 +63,9 @@ impl SockAddr {
 
 fn ip_accepted_by(local: IpAddr, bound: IpAddr) -> bool {
     let local = local.to_canonical();
+    if local.is_unspecified() {
+        return false;
+    }
     match bound.to_canonical() {
         IpAddr::V6(any) if any.is_unspecified() => true,
         IpAddr::V4(any) if any.is_unspecified() => local.is_ipv4(),
@@ -110,6 +115,14 @@ mod tests {
         assert!(inet("[::ffff:127.0.0.1]:8080").accepted_by(&listener));
         assert!(!inet("[::1]:8080").accepted_by(&listener));
         assert!(!inet("127.0.0.1:8081").accepted_by(&listener));
+    }
+
+    #[test]
+    fn a_wildcard_local_address_was_never_dialed() {
+        assert!(!inet("0.0.0.0:8080").accepted_by(&inet("0.0.0.0:8080")));
+        assert!(!inet("[::]:8080").accepted_by(&inet("[::]:8080")));
+        assert!(!inet("0.0.0.0:8080").accepted_by(&inet("[::]:8080")));
+        assert!(!inet("[::ffff:0.0.0.0]:8080").accepted_by(&inet("0.0.0.0:8080")));
     }
 
     #[test]

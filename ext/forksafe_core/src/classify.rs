@@ -3,7 +3,8 @@
 //! A listener has SO_ACCEPTCONN set. An accepted client is a connected
 //! stream socket whose local address is a listener's (see
 //! `SockAddr::accepted_by`), or one a server integration registered as in
-//! flight. Everything else (outbound connections, whose local port is
+//! flight; or such a socket whose connection its peer reset, which has no
+//! peer left. Everything else (outbound connections, whose local port is
 //! ephemeral; socketpairs; datagram sockets) is never touched.
 
 use std::os::fd::RawFd;
@@ -55,10 +56,12 @@ pub struct Probe {
     pub local: SockAddr,
     /// None when the socket has no peer (ENOTCONN).
     pub remote: Option<SockAddr>,
+    /// A stream socket with no peer that had one: see `was_connected`.
+    pub was_connected: bool,
 }
 
 /// Every socket the process holds, classified. `registered` fds count as
-/// clients when they are connected stream sockets.
+/// clients when they are stream sockets connected, or reset by the peer.
 pub fn sockets(registered: &[RawFd]) -> Vec<Socket> {
     sockets_among(open_fds(), registered)
 }
@@ -84,13 +87,46 @@ pub fn probe(fd: RawFd) -> Option<Probe> {
     let listening = remote.is_none() && stream && int_sockopt(fd, libc::SO_ACCEPTCONN) == Ok(1);
     let local = getsockname::<SockaddrStorage>(fd)
         .map_or(SockAddr::Unnamed, |a| SockAddr::from_storage(&a));
+    let was_connected = remote.is_none() && stream && !listening && was_connected(fd);
     Some(Probe {
         fd,
         stream,
         listening,
         local,
         remote,
+        was_connected,
     })
+}
+
+/// True for a TCP socket that has received segments, asked of one with no
+/// peer: its connection is over. A reset from the peer (a RST, or a FIN and
+/// then a RST for what we sent after it) or a timeout left it in TCP_CLOSE,
+/// where getpeername answers ENOTCONN but getsockname still gives the
+/// address it was accepted on. A socket only bound (to a listener's address
+/// with SO_REUSEPORT, say, before it listens) is in TCP_CLOSE too, but has
+/// received nothing. Not TCP, or no tcpi_segs_in (before Linux 4.2): false.
+#[cfg(target_os = "linux")]
+fn was_connected(fd: RawFd) -> bool {
+    // SAFETY: tcp_info is plain integers, for which all zeroes is valid.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info and len are valid for the kernel to write a tcp_info into.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && info.tcpi_segs_in > 0
+}
+
+/// Elsewhere a socket with no peer is never taken for a client.
+#[cfg(not(target_os = "linux"))]
+fn was_connected(_fd: RawFd) -> bool {
+    false
 }
 
 pub fn classify(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<Socket> {
@@ -99,22 +135,19 @@ pub fn classify(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<Socket> {
         .filter(|p| p.listening)
         .map(|p| p.local.clone())
         .collect();
+    let accepted =
+        |p: &Probe| registered.contains(&p.fd) || listeners.iter().any(|l| p.local.accepted_by(l));
     probes
         .into_iter()
         .map(|p| {
             let kind = match (&p.remote, p.stream, p.listening) {
                 (_, false, _) => Kind::Datagram,
                 (_, true, true) => Kind::Listener,
+                (Some(_), true, false) if accepted(&p) => Kind::Client,
+                (Some(_), true, false) => Kind::Connected,
+                // Reset by its peer: accepted all the same.
+                (None, true, false) if p.was_connected && accepted(&p) => Kind::Client,
                 (None, true, false) => Kind::Unconnected,
-                (Some(_), true, false) => {
-                    if registered.contains(&p.fd)
-                        || listeners.iter().any(|l| p.local.accepted_by(l))
-                    {
-                        Kind::Client
-                    } else {
-                        Kind::Connected
-                    }
-                }
             };
             Socket {
                 fd: p.fd,
@@ -164,6 +197,15 @@ mod tests {
             listening: false,
             local,
             remote,
+            was_connected: false,
+        }
+    }
+
+    /// A TCP connection its peer reset: no peer, segments received.
+    fn reset(fd: RawFd, local: SockAddr) -> Probe {
+        Probe {
+            was_connected: true,
+            ..stream(fd, local, None)
         }
     }
 
@@ -266,6 +308,106 @@ mod tests {
         assert_eq!(kind_of(outbound.as_raw_fd()), Some(Kind::Connected));
         let (reader, _writer) = nix::unistd::pipe().unwrap();
         assert_eq!(probe(reader.as_raw_fd()), None);
+    }
+
+    #[test]
+    fn reset_clients_are_clients_and_sockets_only_bound_are_not() {
+        let probes = vec![
+            listener(3, inet("127.0.0.1:8080")),
+            listener(4, inet("0.0.0.0:9090")),
+            listener(5, inet("[::]:7070")),
+            reset(6, inet("127.0.0.1:8080")),
+            reset(7, inet("10.0.0.5:9090")),
+            reset(8, inet("[::ffff:127.0.0.1]:7070")),
+            // Bound with SO_REUSEPORT, not yet listening.
+            stream(9, inet("127.0.0.1:8080"), None),
+            stream(10, inet("127.0.0.1:9090"), None),
+            stream(11, inet("0.0.0.0:9090"), None),
+            // An outbound connection reset, from its ephemeral port.
+            reset(12, inet("127.0.0.1:40000")),
+            // Never a dialed address, whatever the socket went through.
+            reset(13, inet("0.0.0.0:9090")),
+        ];
+        assert_eq!(
+            kinds(probes, &[]),
+            vec![
+                (3, Kind::Listener),
+                (4, Kind::Listener),
+                (5, Kind::Listener),
+                (6, Kind::Client),
+                (7, Kind::Client),
+                (8, Kind::Client),
+                (9, Kind::Unconnected),
+                (10, Kind::Unconnected),
+                (11, Kind::Unconnected),
+                (12, Kind::Unconnected),
+                (13, Kind::Unconnected),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_registered_reset_client_is_a_client_without_a_listener() {
+        let probes = vec![
+            reset(4, inet("127.0.0.1:8080")),
+            stream(5, inet("127.0.0.1:8080"), None),
+        ];
+        assert_eq!(
+            kinds(probes.clone(), &[]),
+            vec![(4, Kind::Unconnected), (5, Kind::Unconnected)]
+        );
+        assert_eq!(
+            kinds(probes, &[4, 5]),
+            vec![(4, Kind::Client), (5, Kind::Unconnected)]
+        );
+    }
+
+    #[test]
+    fn real_reset_client_and_reuseport_socket_not_yet_listening() {
+        use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt};
+        use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
+        use std::os::fd::OwnedFd;
+        let reuseport = |addr: &SockaddrIn| -> OwnedFd {
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap();
+            setsockopt(&fd, sockopt::ReusePort, &true).unwrap();
+            bind(fd.as_raw_fd(), addr).unwrap();
+            fd
+        };
+        let server = reuseport(&"127.0.0.1:0".parse().unwrap());
+        listen(&server, Backlog::new(8).unwrap()).unwrap();
+        let server = TcpListener::from(server);
+        let addr: SockaddrIn = getsockname(server.as_raw_fd()).unwrap();
+        let not_yet_listening = reuseport(&addr);
+        let outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let (accepted, _) = server.accept().unwrap();
+        // SO_LINGER {on, 0}: the close sends a RST, not a FIN.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        setsockopt(&outbound, sockopt::Linger, &linger).unwrap();
+        drop(outbound);
+        let no_peer =
+            || getpeername::<SockaddrStorage>(accepted.as_raw_fd()) == Err(Errno::ENOTCONN);
+        for _ in 0..500 {
+            if no_peer() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(no_peer());
+        let fds = [&server as &dyn AsRawFd, &accepted, &not_yet_listening];
+        let table = sockets_among(fds.iter().map(|f| f.as_raw_fd()).collect(), &[]);
+        let kinds: Vec<Kind> = table.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, vec![Kind::Listener, Kind::Client, Kind::Unconnected]);
+        assert_eq!(table[1].local, SockAddr::Inet(server.local_addr().unwrap()));
+        assert_eq!(table[1].remote, SockAddr::Unnamed);
     }
 
     #[test]
