@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "open3"
+require "rbconfig"
 require "tmpdir"
 
 # Integrations install whether the server loads before or after the gem,
@@ -73,5 +75,52 @@ RSpec.describe ForkSafe::Integrations do
       logger.lines
     end
     expect(log).to eq(["forksafe: testserver 9.9 has no ForkSafeSpecOld#full_hijack: hijacks are plain closes"])
+  end
+
+  # What `script` prints in a new Ruby, after `requires`: no class or trace
+  # of this process is there. `traces` counts the TracePoints enabled.
+  def fresh_ruby(script, requires: [])
+    lib = File.expand_path("../lib", __dir__)
+    requires = [*requires, "unicorn/forksafe", "logger"].flat_map { |feature| ["-r", feature] }
+    prelude = "def traces = ObjectSpace.each_object(TracePoint).count(&:enabled?)\n"
+    out, status = Open3.capture2(RbConfig.ruby, "-I", lib, *requires, "-e", prelude + script)
+    expect(status).to be_success
+    out
+  end
+
+  # Under unicorn, in an app whose Gemfile has puma too: puma's namespace
+  # is defined, its classes never are.
+  it "traces no class body once the process serves, nor waits for a server it does not run" do
+    out = fresh_ruby(<<~RUBY, requires: ["unicorn"])
+      module Puma; end
+      before = traces
+      ForkSafe::Integrations.serving { Logger.new(nil) }
+      after = traces
+      module Puma
+        class Server
+          def run = :ran
+        end
+      end
+      p [Unicorn::HttpServer.ancestors.include?(ForkSafe::Integrations::Unicorn::Serving), before, after, traces,
+         Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving)]
+    RUBY
+    expect(out).to eq("[true, 1, 0, 0, false]\n")
+  end
+
+  # Defined where Module#const_added exists (Ruby >= 3.2: bin/compat's
+  # Debian 13 cell runs it).
+  if Module.private_method_defined?(:const_added)
+    it "traces class bodies only once the namespace of a class it waits for is defined" do
+      out = fresh_ruby(<<~RUBY)
+        before = traces
+        module Puma
+          class Server
+            def run = :ran
+          end
+        end
+        p [before, traces, Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving)]
+      RUBY
+      expect(out).to eq("[0, 1, true]\n")
+    end
   end
 end

@@ -15,11 +15,34 @@ module ForkSafe
   # protection silently off, so when the process starts serving, each hook
   # whose class is loaded but still lacks the method is said once, through
   # the server's logger.
+  #
+  # Waiting has a cost: a trace on the end of every class body, which slows
+  # an app that opens many. So it runs only while a body it waits for can
+  # end: while the top-level namespace of a class it waits for is defined
+  # (Puma for Puma::Server; Ruby 3.1, which cannot tell when one appears,
+  # traces from the start), and never once the process serves, by when the
+  # server's classes are all loaded: under unicorn, puma's never are.
   module Integrations
     @pending = Hash.new { |pending, name| pending[name] = [] } # class name => [[hooks, server]]
     @trace = TracePoint.new(:end) { |tp| body_ended(tp.self) }
-    @reported = false
+    @served = false
     MODULE_NAME = Module.instance_method(:name)
+    # Ruby >= 3.2 calls const_added when a constant is set: a namespace appears.
+    CONST_ADDED = Module.private_method_defined?(:const_added)
+
+    # Prepended to Object's singleton class: a top-level constant was set,
+    # such as Puma by `module Puma` before its body defines Puma::Server.
+    # Every class's singleton class inherits this one, so the receiver is
+    # checked first: constants set in other classes are no namespace.
+    module TopLevelConstants
+      private
+
+      def const_added(name)
+        super
+        Integrations.namespace_added if Object.equal?(self)
+      end
+    end
+    Object.singleton_class.prepend(TopLevelConstants) if CONST_ADDED
 
     class << self
       # Prepends to the class named `name` the first of `hooks` whose
@@ -28,10 +51,10 @@ module ForkSafe
       # server's.
       def install(name, *hooks, server:)
         target = resolve(name)
-        return if target && prepended?(target, hooks)
+        return if (target && prepended?(target, hooks)) || @served # see stop_waiting
 
         @pending[name] << [hooks, server]
-        @trace.enable unless @trace.enabled?
+        trace_while_useful
       end
 
       # Where the server starts serving requests in this process, and on
@@ -41,7 +64,12 @@ module ForkSafe
         return if ForkSafe.serving?
 
         ForkSafe.serving(yield)
-        report_missing unless @reported
+        stop_waiting unless @served
+      end
+
+      # From TopLevelConstants: a namespace may hold a class waited for.
+      def namespace_added
+        trace_while_useful unless @trace.enabled?
       end
 
       private
@@ -67,13 +95,38 @@ module ForkSafe
 
         waiting.reject! { |hooks, _| prepended?(mod, hooks) }
         @pending.delete(name) if waiting.empty?
-        @trace.disable if @pending.empty?
+        trace_while_useful
+      end
+
+      # On, while a class waited for may still end a body (see above).
+      def trace_while_useful
+        useful = !@served && @pending.each_key.any? { |name| !CONST_ADDED || namespace?(name) }
+        if !useful
+          @trace.disable
+        elsif !@trace.enabled? # Ruby 3.1 would add it again: it would run twice
+          @trace.enable
+        end
+      end
+
+      # Whether the top-level namespace of the class `name` is defined, or
+      # set to autoload.
+      def namespace?(name)
+        Object.const_defined?(name.split("::", 2).first, false)
       end
 
       # By now the server's classes are loaded: a hook still waiting for a
-      # loaded class waits for a method this version does not have.
+      # loaded class waits for a method this version does not have, and is
+      # said; one waiting for a class not loaded waits for a server this
+      # process does not run. Nothing waits, nor traces, from here on, in
+      # this process or its forks.
+      def stop_waiting
+        @served = true
+        report_missing
+        @pending.clear
+        trace_while_useful
+      end
+
       def report_missing
-        @reported = true
         @pending.each do |name, waiting|
           target = resolve(name) or next
           waiting.each { |hooks, server| ForkSafe.config.logger.warn(missing(target, hooks, server)) }
