@@ -41,9 +41,9 @@ RSpec.describe "bad input to the Ruby API" do
 
     it "names a request socket that is not one, and marks nothing" do
       reader, = track(*IO.pipe)
-      expect { ForkSafe.request("x") { nil } }.to raise_error(TypeError, /socket element: expected/)
+      expect { ForkSafe.request("x") { nil } }.to raise_error(TypeError, /socket: expected/)
       expect { ForkSafe.request(reader) { nil } }.to raise_error(ArgumentError, /socket: #<IO:fd \d+> is not a socket/)
-      expect(ForkSafe.child_plan.release_listeners).to be(false)
+      expect(ForkSafe::ChildPolicy.plan.last).to be(false)
     end
   end
 

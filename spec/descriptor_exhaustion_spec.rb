@@ -5,8 +5,7 @@ require "logger"
 # A child whose descriptor table is full (RLIMIT_NOFILE reached) can open
 # nothing. The dead socket its parent keeps for it needs no new descriptor;
 # without one, the child still drops its references to the connections,
-# warns, and runs on. (The pass is called directly once the table is full:
-# Ruby's own fork needs a free descriptor for its timer.)
+# warns, and runs on.
 RSpec.describe "a child with no free descriptor", :without_hook do
   # Opens /dev/null until the limit, a few slots above what is open now.
   def fill_descriptor_table
@@ -17,23 +16,36 @@ RSpec.describe "a child with no free descriptor", :without_hook do
     held
   end
 
-  # Runs the pass in a child whose table is full, which then lives on.
-  # Returns its pid, and the lines it logged up to its report.
+  # Forks, with fork(2) from C, a child of a process whose table is full
+  # (Ruby's own fork needs a free descriptor for its timer): the pass runs
+  # inside that fork. The full process then exits, and the child lives on.
+  # Returns the child's pid, and the lines it logged up to its report.
   def pass_with_full_table(before_filling)
     reader, writer = track(*IO.pipe)
-    pid = child { report_pass_with_full_table(writer, before_filling) }
-    writer.close
+    pids, pid_writer = track(*IO.pipe)
+    child { fork_with_full_table(writer, pid_writer, before_filling) }
+    [writer, pid_writer].each(&:close)
+    pid = Integer(pids.gets)
+    children << pid
     [pid, lines_until_report(reader)]
   end
 
-  def report_pass_with_full_table(writer, before_filling)
+  def fork_with_full_table(writer, pid_writer, before_filling)
     ForkSafe.config.logger = Logger.new(writer)
     before_filling.call
     held = fill_descriptor_table
-    ForkSafe.forked(0, ForkSafe::ChildPlan.new([], true, []))
+    ForkSafe::ChildPolicy.with_fork_options(keep: [], release_listeners: true) do
+      ForkSafe::ChildPolicy.planned_fork { c_fork.call { report_pass(writer, held) } }
+    end => pid
+    pid_writer.puts(pid)
+  end
+
+  def report_pass(writer, held)
+    ForkSafe::ChildPolicy.log_own_pass
     held.each(&:close)
     writer.puts("pass #{ForkSafe.last_pass.slice(:clients, :listeners, :dead_end, :failed)}")
     sleep 5
+    exit!(0)
   end
 
   def lines_until_report(reader)
@@ -48,7 +60,7 @@ RSpec.describe "a child with no free descriptor", :without_hook do
     pid, lines = pass_with_full_table(-> {})
     accepted.close
     expect(seconds_to_eof(outbound, limit: 3)).to be < 1 # while the child lives on
-    expect(Process.wait(pid, Process::WNOHANG)).to be_nil
+    expect(Process.kill(0, pid)).to eq(1) # alive
     pass = "pass {:clients=>[#{fd}], :listeners=>[#{listener.fileno}], :dead_end=>:socket, :failed=>{}}\n"
     expect(lines).to eq([pass])
   end
@@ -59,7 +71,7 @@ RSpec.describe "a child with no free descriptor", :without_hook do
     pid, lines = pass_with_full_table(-> { kept_for_children.each { |kept| IO.for_fd(kept).close } })
     accepted.close
     expect(seconds_to_eof(outbound, limit: 3)).to be < 1
-    expect(Process.wait(pid, Process::WNOHANG)).to be_nil
+    expect(Process.kill(0, pid)).to eq(1) # alive
     pass = "pass {:clients=>[#{fd}], :listeners=>[#{listener.fileno}], :dead_end=>:vacated, :failed=>{}}\n"
     expect(lines).to match([/WARN -- : forksafe: child #{pid} had no descriptor .* \(vacated\)$/, pass])
   end

@@ -81,14 +81,14 @@ RSpec.describe "the Process._fork hook" do
     second = Fiber.new do
       ForkSafe.request do
         Fiber.yield
-        ForkSafe.child_plan.release_listeners
+        ForkSafe::ChildPolicy.plan.last
       end
     end
     first.resume
     second.resume
     first.resume # the first request ends while the second is open
     expect(second.resume).to be(true)
-    expect(ForkSafe.child_plan.release_listeners).to be(false) # none is open
+    expect(ForkSafe::ChildPolicy.plan.last).to be(false) # none is open
   end
 
   it "sees a request's mark from a fiber of the request's thread (puma's fiber_per_request)" do
@@ -119,10 +119,11 @@ RSpec.describe "the Process._fork hook" do
   end
 
   it "gives a child none of its parent's requests in flight" do
-    _listener, _outbound, accepted = tcp_connection
+    listener, _outbound, accepted = tcp_connection
+    listener.close # no listener explains the client any more
     ForkSafe.request(accepted) do
-      expect(ForkSafe.child_plan.registered).to eq([accepted.fileno])
-      expect(in_child { ForkSafe.child_plan.registered }).to eq([])
+      expect(kind_of_fd(accepted)).to eq(:client)
+      expect(in_child(via: ->(&b) { ForkSafe.fork(keep: accepted, &b) }) { kind_of_fd(accepted) }).to eq(:connected)
     end
   end
 

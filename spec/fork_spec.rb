@@ -135,7 +135,7 @@ RSpec.describe "ForkSafe.fork" do
   it "gives the child's own forks none of its ForkSafe.fork options" do
     keeping = ->(&block) { ForkSafe.fork(listeners: :keep, &block) }
     plans = in_child(via: keeping) do
-      [ForkSafe.child_plan.release_listeners, ForkSafe.request { ForkSafe.child_plan.release_listeners }]
+      [ForkSafe::ChildPolicy.plan.last, ForkSafe.request { ForkSafe::ChildPolicy.plan.last }]
     end
     expect(plans).to eq([false, true]) # a fork nobody marked keeps them; a request's releases them
   end

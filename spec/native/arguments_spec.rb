@@ -96,24 +96,17 @@ RSpec.describe "ForkSafe::Native argument checking" do
     end
   end
 
-  describe ".forked" do
-    it "names a pid that fork cannot have returned, and counts nothing" do
-      forks = ForkSafe.stats[:forks]
-      [-1, nil, 2**40].each do |pid|
-        expect { ForkSafe::Native.forked(pid, [], true, [], false) }
-          .to raise_error(ArgumentError, /pid: expected what fork returned \(0, or a child's pid\), got #{pid.inspect}/)
-      end
-      expect { ForkSafe::Native.forked(1, [], true, [], nil) }
-        .to raise_error(TypeError, /debug: expected true or false/)
-      expect(ForkSafe.stats[:forks]).to eq(forks)
+  describe "the plan and the requests in flight, which take plain data" do
+    it "rejects what is not an Array of Integers" do
+      expect { ForkSafe::Native.arm_pass([3, "x"], true) }.to raise_error(TypeError)
+      expect { ForkSafe::Native.arm_pass([2**40], true) }.to raise_error(RangeError)
+      expect { ForkSafe::Native.arm_pass(3, true) }.to raise_error(TypeError)
     end
 
-    it "makes one pass per process, however often a child asks" do
-      listener, = tcp_connection
-      expect(in_child do
-        [ForkSafe::Native.forked(0, [], true, [], true), ForkSafe::Native.forked(0, [], false, [], true),
-         ForkSafe.last_pass[:listeners]]
-      end).to eq([true, false, [listener.fileno]])
+    it "names a request's socket that is not open" do
+      expect { ForkSafe::Native.request_begin(unused_fd) }
+        .to raise_error(ArgumentError, /socket: #{unused_fd} is not an open file descriptor/)
+      expect { ForkSafe::Native.request_end(-1) }.to raise_error(RangeError)
     end
   end
 

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "fiddle"
+
 module Support
   # Forks children that the test can wait on, and kills whatever is left
   # after each example, so no test leaves a process behind.
@@ -51,6 +53,20 @@ module Support
       reader.read # EOF once the child closed its copy
       reader.close
       pid
+    end
+
+    # A `via:` that forks with fork(2) from C, as a C extension would: no
+    # Process._fork, so no Ruby hook sees it. The child runs the block (which
+    # ends with exit!) on the forking thread, the only one it has.
+    def c_fork
+      fork2 = Fiddle::Function.new(Fiddle::Handle::DEFAULT["fork"], [], Fiddle::TYPE_INT, need_gvl: true)
+      lambda do |&block|
+        pid = fork2.call
+        raise SystemCallError.new("fork", Fiddle.last_error) if pid.negative?
+
+        block.call if pid.zero?
+        pid
+      end
     end
 
     def children

@@ -33,6 +33,7 @@ fn main() {
     // What the gem does when it loads: the children use what it keeps.
     kit::prepare();
     let mut held = Held::default();
+    let parent = std::process::id() as libc::pid_t;
     for count in counts {
         held.open_until(count);
         let fds = open_fds();
@@ -41,7 +42,7 @@ fn main() {
             pass.push(in_child(|| {
                 child_pass(&PassOptions {
                     release_listeners: true,
-                    fd_table_size: kit::parent_fd_table_size(),
+                    fd_table_size: kit::fd_table_size_of(parent),
                     dead_end: kit::inherited_dead_end(),
                     ..PassOptions::default()
                 });

@@ -109,6 +109,37 @@ fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
         .ok()
 }
 
+/// A descriptor and the file it was open on when it was seen: the number
+/// alone may have been closed and given to another file since (a client's
+/// number to the outbound connection opened next, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub fd: RawFd,
+    dev: u64,
+    ino: u64,
+}
+
+impl Seen {
+    /// None when `fd` is not open.
+    pub fn now(fd: RawFd) -> Option<Self> {
+        let (dev, ino) = identity(fd)?;
+        Some(Self { fd, dev, ino })
+    }
+
+    /// Still open on the same file.
+    pub fn is_intact(&self) -> bool {
+        identity(self.fd) == Some((self.dev, self.ino))
+    }
+}
+
+/// The device and inode of the file `fd` is open on.
+fn identity(fd: RawFd) -> Option<(u64, u64)> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes one struct stat, read only when it succeeded.
+    let stat = unsafe { (libc::fstat(fd, stat.as_mut_ptr()) == 0).then(|| stat.assume_init()) }?;
+    Some((stat.st_dev as u64, stat.st_ino as u64))
+}
+
 /// True when `fd` names an open file description.
 pub fn is_open(fd: RawFd) -> bool {
     cloexec(fd).is_ok()

@@ -10,52 +10,25 @@
 //! closed them and reused their numbers. Whatever fails the check, the
 //! child makes its own as before.
 
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 
-use crate::fds::fd_size_in;
+use crate::fds::{fd_size_in, Seen};
+use crate::fork_lock::{ForkLock, Guard};
 use crate::neutralize::dead_socket;
 
-/// A descriptor this module opened, and the file it was opened on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Held {
-    fd: RawFd,
-    dev: u64,
-    ino: u64,
+/// A descriptor this module opened, kept open for the process's life.
+fn hold(fd: OwnedFd) -> Option<Seen> {
+    Seen::now(fd.into_raw_fd())
 }
 
-impl Held {
-    fn hold(fd: OwnedFd) -> Option<Self> {
-        let (dev, ino) = identity(fd.as_raw_fd())?;
-        Some(Self {
-            fd: fd.into_raw_fd(),
-            dev,
-            ino,
-        })
+fn close_if_intact(held: Seen) {
+    if held.is_intact() {
+        // SAFETY: the number is still the file this module opened.
+        unsafe { libc::close(held.fd) };
     }
-
-    /// Still open on the same file: nobody closed it and reused the number.
-    fn is_intact(&self) -> bool {
-        identity(self.fd) == Some((self.dev, self.ino))
-    }
-
-    fn close_if_intact(self) {
-        if self.is_intact() {
-            // SAFETY: the number is still the file this module opened.
-            unsafe { libc::close(self.fd) };
-        }
-    }
-}
-
-/// The device and inode of the file `fd` is open on.
-fn identity(fd: RawFd) -> Option<(u64, u64)> {
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat writes one struct stat, read only when it succeeded.
-    let stat = unsafe { (libc::fstat(fd, stat.as_mut_ptr()) == 0).then(|| stat.assume_init()) }?;
-    Some((stat.st_dev as u64, stat.st_ino as u64))
 }
 
 pub struct Kit {
@@ -63,19 +36,23 @@ pub struct Kit {
     /// is its parent. (A grandchild inherits its grandparent's kit until
     /// its parent prepares its own.)
     owner: libc::pid_t,
-    status: Option<Held>,
-    dead_end: Option<Held>,
+    status: Option<Seen>,
+    dead_end: Option<Seen>,
 }
 
-/// Used with Ruby's GVL held, as the ledger is: no thread holds it at fork.
-static KIT: Mutex<Kit> = Mutex::new(Kit {
-    owner: 0,
-    status: None,
-    dead_end: None,
-});
+/// Read by the child's pass inside fork; see `fork_lock`.
+static KIT: ForkLock<Kit> = ForkLock::new(Kit::EMPTY, || Kit::EMPTY);
 
-fn kit() -> std::sync::MutexGuard<'static, Kit> {
-    KIT.lock().unwrap_or_else(|e| e.into_inner())
+impl Kit {
+    const EMPTY: Kit = Kit {
+        owner: 0,
+        status: None,
+        dead_end: None,
+    };
+}
+
+fn kit() -> Guard<'static, Kit> {
+    KIT.lock()
 }
 
 /// Makes the kit this process's own and whole: when the extension loads,
@@ -89,7 +66,7 @@ pub fn prepare() {
     if kit.owner != pid {
         kit.owner = pid;
         if let Some(parents) = kit.status.take() {
-            parents.close_if_intact();
+            close_if_intact(parents);
         }
     }
     if !kit.status.is_some_and(|held| held.is_intact()) {
@@ -99,28 +76,28 @@ pub fn prepare() {
             Mode::empty(),
         )
         .ok()
-        .and_then(Held::hold);
+        .and_then(hold);
     }
     if !kit.dead_end.is_some_and(|held| held.is_intact()) {
-        kit.dead_end = dead_socket().ok().and_then(Held::hold);
+        kit.dead_end = dead_socket().ok().and_then(hold);
     }
 }
 
 /// In a child: the dead socket its parent left, if it is intact.
 pub fn inherited_dead_end() -> Option<RawFd> {
-    kit().dead_end.filter(Held::is_intact).map(|held| held.fd)
+    kit().dead_end.filter(Seen::is_intact).map(|held| held.fd)
 }
 
-/// In a child: the size of its parent's fd table now. The child's table is
-/// a copy of the parent's at fork, and a table never shrinks, so no fd the
-/// child inherited lies beyond it. None unless the kit is its parent's.
-pub fn parent_fd_table_size() -> Option<RawFd> {
+/// In a child: the size of its parent's fd table now, given the parent's
+/// pid. The child's table is a copy of the parent's at fork, and a table
+/// never shrinks, so no fd the child inherited lies beyond it. None unless
+/// the kit is its parent's.
+pub fn fd_table_size_of(parent: libc::pid_t) -> Option<RawFd> {
     let kit = kit();
-    // SAFETY: getppid has no arguments and cannot fail.
     let held = kit
         .status
-        .filter(|_| kit.owner == unsafe { libc::getppid() })
-        .filter(Held::is_intact)?;
+        .filter(|_| kit.owner == parent)
+        .filter(Seen::is_intact)?;
     fd_size_in(held.fd)
 }
 
@@ -128,17 +105,18 @@ pub fn parent_fd_table_size() -> Option<RawFd> {
 mod tests {
     use super::*;
     use crate::fds::open_fds;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_held_descriptor_notices_its_number_reused() {
         let (reader, _writer) = nix::unistd::pipe().unwrap();
-        let held = Held::hold(reader).unwrap();
+        let held = hold(reader).unwrap();
         assert!(held.is_intact());
         let other = std::fs::File::open("/dev/null").unwrap();
         // SAFETY: dup2 onto a number this test owns.
         assert_eq!(unsafe { libc::dup2(other.as_raw_fd(), held.fd) }, held.fd);
         assert!(!held.is_intact());
-        held.close_if_intact();
+        close_if_intact(held);
         // Not ours any more: it was left open.
         assert!(open_fds().contains(&held.fd));
         // SAFETY: the test's own copy of /dev/null.
@@ -155,8 +133,9 @@ mod tests {
         prepare();
         assert_eq!(kit().status, Some(status));
         assert_eq!(inherited_dead_end(), Some(dead_end.fd));
-        // This test process is no child of its own kit's owner.
-        assert_eq!(parent_fd_table_size(), None);
+        // The kit is this process's, for its own children only.
+        assert!(fd_table_size_of(std::process::id() as libc::pid_t).is_some());
+        assert_eq!(fd_table_size_of(1), None);
 
         // SAFETY: the kit's own descriptor, as app code might close it.
         unsafe { libc::close(dead_end.fd) };

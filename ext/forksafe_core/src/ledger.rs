@@ -6,9 +6,9 @@
 //! it looks, without anyone clearing the parent's: in a fresh child every
 //! page written is a page copied.
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::fork_lock::{ForkLock, Guard};
 use crate::pass::PassReport;
 
 pub struct OwnPass {
@@ -22,14 +22,12 @@ pub struct Ledger {
     own_pass: Option<OwnPass>,
 }
 
-/// Every call into the bindings holds Ruby's GVL and none releases it, so
-/// no other thread is inside this lock when the process forks.
-static LEDGER: Mutex<Ledger> = Mutex::new(Ledger::new(0));
+/// Written by the fork handlers inside fork; see `fork_lock`.
+static LEDGER: ForkLock<Ledger> = ForkLock::new(Ledger::new(0), || Ledger::new(0));
 
 /// This process's ledger.
-pub fn ledger() -> MutexGuard<'static, Ledger> {
-    // A panic while it was held left nothing half-written worth refusing.
-    let mut ledger = LEDGER.lock().unwrap_or_else(|e| e.into_inner());
+pub fn ledger() -> Guard<'static, Ledger> {
+    let mut ledger = LEDGER.lock();
     ledger.belong_to(std::process::id() as libc::pid_t);
     ledger
 }
@@ -54,14 +52,9 @@ impl Ledger {
         self.forks += 1;
     }
 
-    /// Runs `pass` unless this process has made its pass already: the fork
-    /// hook and ForkSafe.fork may both ask. The report is kept either way.
-    pub fn pass_once(&mut self, pass: impl FnOnce() -> OwnPass) -> Option<&OwnPass> {
-        if self.own_pass.is_some() {
-            return None;
-        }
-        self.own_pass = Some(pass());
-        self.own_pass.as_ref()
+    /// The report of this process's pass, made inside the fork that made it.
+    pub fn record_pass(&mut self, pass: OwnPass) {
+        self.own_pass = Some(pass);
     }
 
     pub fn forks(&self) -> u64 {
@@ -88,27 +81,17 @@ mod tests {
     }
 
     #[test]
-    fn a_process_passes_once() {
-        let mut ledger = Ledger::new(10);
-        assert!(ledger.pass_once(|| pass_of(vec![4])).is_some());
-        assert!(ledger
-            .pass_once(|| panic!("a second pass in one process"))
-            .is_none());
-        assert_eq!(ledger.own_pass().unwrap().report.clients, vec![4]);
-    }
-
-    #[test]
     fn a_child_starts_a_fresh_ledger() {
         let mut ledger = Ledger::new(10);
         ledger.count_fork();
         ledger.count_fork();
-        ledger.pass_once(|| pass_of(vec![4]));
+        ledger.record_pass(pass_of(vec![4]));
         ledger.belong_to(10);
         assert_eq!(ledger.forks(), 2);
+        assert_eq!(ledger.own_pass().unwrap().report.clients, vec![4]);
         ledger.belong_to(11);
         assert_eq!(ledger.forks(), 0);
         assert!(ledger.own_pass().is_none());
-        assert!(ledger.pass_once(|| pass_of(vec![5])).is_some());
     }
 
     #[test]

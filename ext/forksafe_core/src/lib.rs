@@ -5,9 +5,13 @@
 //! `forksafe_native` are the only code that knows Ruby.
 
 pub mod addr;
+pub mod atfork;
 pub mod classify;
 pub mod fds;
+mod fork_lock;
+pub mod in_flight;
 pub mod kit;
 pub mod ledger;
 pub mod neutralize;
 pub mod pass;
+pub mod plan;

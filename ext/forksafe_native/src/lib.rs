@@ -9,35 +9,57 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use magnus::value::{Lazy, ReprValue};
-use magnus::{function, prelude::*, Error, ExceptionClass, Integer, RArray, RHash, Ruby, Value};
+use magnus::{
+    function, prelude::*, Error, ExceptionClass, Integer, RArray, RHash, RModule, Ruby, Value,
+};
 use nix::errno::Errno;
 
 use forksafe_core::addr::SockAddr;
 use forksafe_core::classify::{self, Socket};
 use forksafe_core::fds;
 use forksafe_core::kit;
-use forksafe_core::ledger::{ledger, OwnPass};
+use forksafe_core::ledger::ledger;
 use forksafe_core::neutralize::{shutdown_both, DeadEnd};
 use forksafe_core::pass::{child_pass, PassOptions, PassReport};
+use forksafe_core::plan::{self, Plan};
+use forksafe_core::{atfork, in_flight};
 
+/// Defined in Ruby (lib/unicorn/forksafe/native.rb) before this library
+/// loads; looked up once.
 static FORKSAFE_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| {
-    ruby.define_module("ForkSafe")
-        .and_then(|m| m.define_error("Error", ruby.exception_standard_error()))
-        .expect("ForkSafe::Error can be defined")
+    ruby.class_object()
+        .const_get::<_, RModule>("ForkSafe")
+        .and_then(|m| m.const_get("Error"))
+        .expect("ForkSafe::Error is defined before the native core loads")
 });
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
-    let native = ruby.define_module("ForkSafe")?.define_module("Native")?;
+    let forksafe = ruby.define_module("ForkSafe")?;
+    // A NameError here, not a panic, if Ruby did not define it first.
+    forksafe.const_get::<_, ExceptionClass>("Error")?;
     ruby.get_inner(&FORKSAFE_ERROR);
+    let native = forksafe.define_module("Native")?;
     kit::prepare();
+    atfork::install().map_err(|e| {
+        Error::new(
+            ruby.get_inner(&FORKSAFE_ERROR),
+            format!("cannot register the fork handlers: {}", e.desc()),
+        )
+    })?;
     native.define_module_function("open_fds", function!(open_fds, 0))?;
-    native.define_module_function("fds", function!(fds_of, 2))?;
     native.define_module_function("sockets", function!(sockets, 1))?;
     native.define_module_function("neutralize", function!(neutralize, 1))?;
     native.define_module_function("shutdown", function!(shutdown, 1))?;
     native.define_module_function("child_pass", function!(pass, 3))?;
-    native.define_module_function("forked", function!(forked, 5))?;
+    native.define_module_function("arm_pass", function!(arm_pass, 2))?;
+    native.define_module_function("arm_keep_all", function!(arm_keep_all, 0))?;
+    native.define_module_function("disarm", function!(disarm, 0))?;
+    native.define_module_function("pass_unplanned", function!(pass_unplanned, 1))?;
+    native.define_module_function("serving", function!(serving, 0))?;
+    native.define_module_function("request_begin", function!(request_begin, 1))?;
+    native.define_module_function("request_end", function!(request_end, 1))?;
+    native.define_module_function("pass_has_trouble?", function!(pass_has_trouble, 0))?;
     native.define_module_function("last_pass", function!(last_pass, 0))?;
     native.define_module_function("stats", function!(stats, 0))?;
     Ok(())
@@ -48,16 +70,12 @@ fn open_fds() -> Result<Vec<RawFd>, Error> {
     guard(|| Ok(fds::open_fds()))
 }
 
-/// ForkSafe::Native.fds(ios_or_fds, name) -> [Integer]: the conversion every
-/// call here makes, for Ruby to check arguments before it forks.
-fn fds_of(ruby: &Ruby, values: Value, name: String) -> Result<Vec<RawFd>, Error> {
-    guard(|| fd_list(ruby, &name, values))
-}
-
-/// ForkSafe::Native.sockets(registered) -> [{fd:, kind:, local:, remote:, cloexec:}]
+/// ForkSafe::Native.sockets(registered) -> [{fd:, kind:, local:, remote:, cloexec:}]:
+/// `registered` and the sockets of requests in flight count as clients.
 fn sockets(ruby: &Ruby, registered: Value) -> Result<RArray, Error> {
     guard(|| {
-        let registered = fd_list(ruby, "registered", registered)?;
+        let mut registered = fd_list(ruby, "registered", registered)?;
+        registered.extend(in_flight::of(std::process::id() as libc::pid_t).1);
         let table = ruby.ary_new();
         for socket in classify::sockets(&registered) {
             table.push(socket_hash(ruby, &socket)?)?;
@@ -109,51 +127,77 @@ fn pass(
     })
 }
 
-/// ForkSafe::Native.forked(pid, keep, release_listeners, registered, debug) -> log?
-///
-/// Both sides of a fork in one call, which the parent makes on every fork:
-/// so in the child, Ruby's call site is warm and the report stays in Rust
-/// until asked for (a fresh child pays a page copy for every cache Ruby
-/// fills and every object it makes). In the parent (pid > 0) the fork is
-/// counted and what it keeps for its children is made whole (see `kit`);
-/// in the child (pid 0) the pass runs, once per process, with what its
-/// parent kept for it. True when the child's pass should be logged: debug
-/// is on, or something failed.
-fn forked(
-    ruby: &Ruby,
-    pid: Value,
-    keep: Value,
-    release_listeners: Value,
-    registered: Value,
-    debug: Value,
-) -> Result<bool, Error> {
+/// ForkSafe::Native.arm_pass(keep, release_listeners): the plan of the
+/// child's pass for the forks this thread makes until `disarm`. Plain data,
+/// checked by the caller: the pass runs inside fork, where nothing can
+/// raise (see forksafe_core::atfork).
+fn arm_pass(keep: Vec<RawFd>, release_listeners: bool) -> Result<bool, Error> {
     guard(|| {
-        let pid = pid_arg(ruby, pid)?;
-        let keep = fd_list(ruby, "keep", keep)?;
-        let registered = fd_list(ruby, "registered", registered)?;
-        let release_listeners = bool_arg(ruby, "release_listeners", release_listeners)?;
-        let debug = bool_arg(ruby, "debug", debug)?;
-        let mut ledger = ledger();
-        if pid > 0 {
-            ledger.count_fork();
-            kit::prepare();
-            return Ok(false);
-        }
-        let own = ledger.pass_once(|| {
-            let started = Instant::now();
-            let report = child_pass(&PassOptions {
-                keep: &keep,
-                release_listeners,
-                registered: &registered,
-                fd_table_size: kit::parent_fd_table_size(),
-                dead_end: kit::inherited_dead_end(),
-            });
-            OwnPass {
-                report,
-                took: started.elapsed(),
-            }
+        plan::arm(Plan::Pass {
+            keep,
+            release_listeners,
         });
-        Ok(own.is_some_and(|own| debug || own.report.has_trouble()))
+        Ok(true)
+    })
+}
+
+/// ForkSafe::Native.arm_keep_all: no pass for the forks this thread makes
+/// until `disarm`, nor for their own forks (Process.daemon, spawn).
+fn arm_keep_all() -> Result<bool, Error> {
+    guard(|| {
+        plan::arm(Plan::KeepAll);
+        Ok(true)
+    })
+}
+
+fn disarm() -> Result<bool, Error> {
+    guard(|| {
+        plan::disarm();
+        Ok(true)
+    })
+}
+
+/// ForkSafe::Native.pass_unplanned(on): whether a fork nobody armed a plan
+/// for (from C, say) makes a pass: the fork hook is on.
+fn pass_unplanned(on: bool) -> Result<bool, Error> {
+    guard(|| {
+        plan::pass_unplanned(on);
+        Ok(on)
+    })
+}
+
+/// ForkSafe::Native.serving: this process serves requests; a fork nobody
+/// planned releases the listeners.
+fn serving() -> Result<bool, Error> {
+    guard(|| {
+        plan::serving();
+        Ok(true)
+    })
+}
+
+/// ForkSafe::Native.request_begin(fd or nil) -> ticket: a request in
+/// flight, on that socket.
+fn request_begin(ruby: &Ruby, fd: Option<RawFd>) -> Result<in_flight::Ticket, Error> {
+    guard(|| {
+        in_flight::begin(fd)
+            .map_err(|e| errno_error(ruby, "register", "socket", fd.unwrap_or(-1), e))
+    })
+}
+
+fn request_end(ticket: in_flight::Ticket) -> Result<bool, Error> {
+    guard(|| {
+        in_flight::end(ticket);
+        Ok(true)
+    })
+}
+
+/// ForkSafe::Native.pass_has_trouble?: this process's own pass did not go
+/// as planned (worth a warning).
+fn pass_has_trouble() -> Result<bool, Error> {
+    guard(|| {
+        Ok(ledger()
+            .own_pass()
+            .is_some_and(|own| own.report.has_trouble()))
     })
 }
 
@@ -262,23 +306,6 @@ fn fd_list(ruby: &Ruby, name: &str, value: Value) -> Result<Vec<RawFd>, Error> {
         .into_iter()
         .map(|item| fd_arg(ruby, &format!("{name} element"), item))
         .collect()
-}
-
-/// What fork returned: a child's pid in the parent, 0 in the child.
-fn pid_arg(ruby: &Ruby, value: Value) -> Result<libc::pid_t, Error> {
-    Integer::from_value(value)
-        .and_then(|int| int.to_i64().ok())
-        .and_then(|n| libc::pid_t::try_from(n).ok())
-        .filter(|&pid| pid >= 0)
-        .ok_or_else(|| {
-            arg_error(
-                ruby,
-                format!(
-                    "pid: expected what fork returned (0, or a child's pid), got {}",
-                    value.inspect()
-                ),
-            )
-        })
 }
 
 fn bool_arg(ruby: &Ruby, name: &str, value: Value) -> Result<bool, Error> {

@@ -27,6 +27,8 @@ module ForkSafe
 
     def fork_hook=(value)
       @fork_hook = boolean("fork_hook", value)
+      # A fork from C has no Ruby hook to ask: the native core is told.
+      ChildPolicy.pass_unplanned(@fork_hook) if defined?(ForkHook)
     end
 
     def debug=(value)

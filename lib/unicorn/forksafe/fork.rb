@@ -14,10 +14,9 @@ module ForkSafe
     # :keep; detach: true leaves no zombie (double fork; the pid returned
     # is the process running the block).
     def fork(keep: [], listeners: :release, detach: false, &block)
-      keep = kept_list(keep)
       options = fork_options(keep, listeners, detach)
       handing_off(keep, options[:keep]) do
-        with_fork_options(options) { detach ? detached_fork(options, &block) : safe_fork(&block) }
+        ChildPolicy.with_fork_options(options) { detach ? detached_fork(options, &block) : safe_fork(&block) }
       end
     end
 
@@ -29,7 +28,7 @@ module ForkSafe
     # the fork fails, no child has them: they are shut down as usual.
     def handing_off(ios, fds)
       fresh = @registry.hand_off(fds)
-      ios.each { |io| ClientSocket.into(io) if io.is_a?(BasicSocket) }
+      (ios.is_a?(Array) ? ios : [ios]).grep(BasicSocket).each { |io| ClientSocket.into(io) }
       yield
     rescue SystemCallError
       fresh.each { |fd| @registry.end_hand_off(fd) }
@@ -42,42 +41,20 @@ module ForkSafe
       end
       raise ArgumentError, "detach: must be true or false, got #{detach.inspect}" unless [true, false].include?(detach)
 
-      { keep: Native.fds(keep, "keep"), release_listeners: listeners == :release }
+      { keep: Descriptors.list(keep, "keep"), release_listeners: listeners == :release }
     end
 
-    # keep: one socket or fd, or an Array of them. (Not Kernel#Array: an IO
-    # is Enumerable, and to_a would read the client's bytes until EOF.)
-    def kept_list(keep)
-      case keep
-      when Array then keep
-      when nil then NO_FDS
-      else [keep]
-      end
-    end
-
-    # The options hold the pid that set them: the block goes on in the child
-    # inside this method, but the child's own forks are not this call's.
-    def with_fork_options(options)
-      previous = Thread.current[:forksafe_fork]
-      Thread.current[:forksafe_fork] = [Process.pid, options]
-      yield
-    ensure
-      Thread.current[:forksafe_fork] = previous
-    end
-
-    # With the hook on, Process.fork makes the child's pass (with this
-    # thread's options); without it, the child makes it here, first thing.
+    # With the hook on, it arms this thread's options for Process.fork;
+    # without it, they are armed here.
     def safe_fork(&block)
       return Process.fork(&block) if config.fork_hook && defined?(ForkHook)
+      return ChildPolicy.planned_fork { Process.fork } unless block
 
-      plan = child_plan
-      if block
+      ChildPolicy.planned_fork do
         Process.fork do
-          forked(0, plan)
+          ChildPolicy.log_own_pass
           block.call
         end
-      else
-        Process.fork.tap { |pid| forked(0, plan) unless pid }
       end
     end
 
@@ -90,7 +67,7 @@ module ForkSafe
     def detached_fork(options, &)
       reader, writer = IO.pipe
       middle = safe_fork
-      return with_fork_options(options) { report_grandchild(reader, writer, &) } unless middle
+      return ChildPolicy.with_fork_options(options) { report_grandchild(reader, writer, &) } unless middle
 
       reap(middle)
       grandchild_pid(reader.read_nonblock(64, exception: false))

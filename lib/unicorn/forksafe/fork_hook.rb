@@ -5,17 +5,64 @@ require_relative "fork"
 module ForkSafe
   # Process._fork is what Kernel#fork, Process.fork and IO.popen("-") call
   # since Ruby 3.1. Prepending is idempotent and leaves other hooks in the
-  # chain, as ActiveSupport's ForkTracker does.
+  # chain, as ActiveSupport's ForkTracker does; the child's pass runs inside
+  # fork itself, so a hook prepended before this one already finds the
+  # clients gone in the child.
   module ForkHook
     def _fork
       return super unless ForkSafe.config.fork_hook
 
-      plan = ForkSafe.child_plan
-      pid = super
-      ForkSafe.forked(pid, plan)
-      pid
+      ChildPolicy.planned_fork { super }
+    end
+
+    # The daemon is the caller going on: it keeps its client.
+    def daemon(...)
+      ChildPolicy.keeping_all { super }
+    end
+  end
+
+  # These fork only to exec a program at once, which gets what it is
+  # handed (a client redirected to it is a hand-off) and nothing else:
+  # Ruby's descriptors are close-on-exec. (Ruby uses vfork for them where
+  # it can, which runs no fork handler; as root it forks.)
+  module SpawnHook
+    def spawn(...)
+      ChildPolicy.keeping_all { super }
+    end
+  end
+
+  # Kernel.spawn, system and backticks, on top of spawn.
+  module ExecHook
+    include SpawnHook
+
+    def system(...)
+      ChildPolicy.keeping_all { super }
+    end
+
+    def `(...)
+      ChildPolicy.keeping_all { super }
+    end
+  end
+
+  # Kernel's instance methods stay private.
+  module KernelExecHook
+    include ExecHook
+    private :spawn, :system, :`
+  end
+
+  # IO.popen("-") is a fork of Ruby, through _fork; any other command execs.
+  module PopenHook
+    def popen(*args, **, &)
+      return super if args.find { |arg| !arg.is_a?(Hash) } == "-"
+
+      ChildPolicy.keeping_all { super }
     end
   end
 end
 
 Process.singleton_class.prepend(ForkSafe::ForkHook)
+Process.singleton_class.prepend(ForkSafe::SpawnHook)
+Kernel.prepend(ForkSafe::KernelExecHook)
+Kernel.singleton_class.prepend(ForkSafe::ExecHook)
+IO.singleton_class.prepend(ForkSafe::PopenHook)
+ForkSafe::ChildPolicy.pass_unplanned(ForkSafe.config.fork_hook)

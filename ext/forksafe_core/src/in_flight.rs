@@ -1,0 +1,137 @@
+//! The requests a server integration has in flight, and their sockets.
+//!
+//! A fork from any thread, from Ruby or from C, must neutralize every
+//! in-flight client, even when no listener explains it any more (a graceful
+//! stop closes the listeners first). So each request is registered here
+//! when it starts and dropped when it ends, and the child's pass reads the
+//! table inside fork.
+//!
+//! A socket is held as the file it was (`Seen`), not only its number: an
+//! app may close a hijacked client and open an outbound connection that
+//! takes the same number, which must stay live in a child.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use crate::fds::Seen;
+use crate::fork_lock::ForkLock;
+
+/// What `begin` returns, for `end`.
+pub type Ticket = u64;
+
+struct InFlight {
+    /// The process whose requests these are. A child inherits its parent's
+    /// table: its pass reads it, and its first request starts afresh.
+    pid: libc::pid_t,
+    next: Ticket,
+    requests: Vec<(Ticket, Option<Seen>)>,
+}
+
+impl InFlight {
+    const fn new(pid: libc::pid_t) -> Self {
+        Self {
+            pid,
+            next: 0,
+            requests: Vec::new(),
+        }
+    }
+}
+
+static IN_FLIGHT: ForkLock<InFlight> = ForkLock::new(InFlight::new(0), || InFlight::new(0));
+
+/// A request of this process starts, on `socket` if it has one. EBADF when
+/// the socket is not open.
+pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
+    let seen = socket
+        .map(|fd| Seen::now(fd).ok_or(Errno::EBADF))
+        .transpose()?;
+    let pid = std::process::id() as libc::pid_t;
+    let mut table = IN_FLIGHT.lock();
+    if table.pid != pid {
+        *table = InFlight::new(pid);
+    }
+    table.next += 1;
+    let ticket = table.next;
+    table.requests.push((ticket, seen));
+    Ok(ticket)
+}
+
+/// The request of `ticket` has ended (unknown tickets are ignored: a
+/// parent's, say).
+pub fn end(ticket: Ticket) {
+    let pid = std::process::id() as libc::pid_t;
+    let mut table = IN_FLIGHT.lock();
+    if table.pid == pid {
+        if let Some(at) = table.requests.iter().position(|(t, _)| *t == ticket) {
+            table.requests.swap_remove(at);
+        }
+    }
+}
+
+/// The requests `pid` has in flight, and those of their sockets still open
+/// on the same file.
+pub fn of(pid: libc::pid_t) -> (usize, Vec<RawFd>) {
+    let table = IN_FLIGHT.lock();
+    if table.pid != pid {
+        return (0, Vec::new());
+    }
+    let sockets = table
+        .requests
+        .iter()
+        .filter_map(|(_, seen)| seen.filter(Seen::is_intact).map(|seen| seen.fd))
+        .collect();
+    (table.requests.len(), sockets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    fn this_process() -> libc::pid_t {
+        std::process::id() as libc::pid_t
+    }
+
+    #[test]
+    fn a_request_is_in_flight_until_it_ends() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let fd = client.as_raw_fd();
+        let with_socket = begin(Some(fd)).unwrap();
+        let without = begin(None).unwrap();
+        let (requests, sockets) = of(this_process());
+        assert!(requests >= 2);
+        assert!(sockets.contains(&fd));
+        end(with_socket);
+        assert!(!of(this_process()).1.contains(&fd));
+        end(without);
+        end(without); // twice: ignored
+    }
+
+    #[test]
+    fn a_closed_socket_whose_number_was_reused_is_not_in_flight() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let fd = client.as_raw_fd();
+        let ticket = begin(Some(fd)).unwrap();
+        let outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        // SAFETY: dup2 onto the number this test's client owns.
+        assert_eq!(unsafe { libc::dup2(outbound.as_raw_fd(), fd) }, fd);
+        assert!(!of(this_process()).1.contains(&fd));
+        end(ticket);
+    }
+
+    #[test]
+    fn a_socket_that_is_not_open_is_refused() {
+        assert_eq!(begin(Some(999_999)), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn another_process_s_requests_are_none_of_ours() {
+        let ticket = begin(None).unwrap();
+        assert_eq!(of(this_process() + 1), (0, Vec::new()));
+        end(ticket);
+    }
+}

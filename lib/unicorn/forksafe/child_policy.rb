@@ -1,0 +1,141 @@
+# frozen_string_literal: true
+
+require_relative "native"
+require_relative "descriptors"
+require_relative "marks"
+
+module ForkSafe
+  # The child's half: what a forked child drops, decided in the parent.
+  #
+  # The pass itself runs inside fork(2), in the native core's fork handler,
+  # before fork returns to any code of the child (another library's
+  # Process._fork hook, a C extension, the app). No Ruby can run there, so
+  # the plan is armed here, as plain data, just before a fork, and disarmed
+  # after. A fork nobody armed for (fork(2) from C) gets the native plan
+  # for forks nobody planned: clients neutralized, listeners released where
+  # the process serves. This module is the only caller of those entry points.
+  module ChildPolicy
+    @serving = nil
+
+    class << self
+      # See ForkSafe.request. The socket is registered natively as the file
+      # it is, for the pass of any fork while the request is in flight.
+      def request(socket, &)
+        ticket = Native.request_begin(socket && Descriptors.socket(socket, "socket"))
+        Marks.current.marked(:request, &)
+      ensure
+        Native.request_end(ticket) if ticket
+      end
+
+      def server_fork(&)
+        Marks.current.marked(:server_fork, &)
+      end
+
+      def serving(logger)
+        ForkSafe.config.server_logger ||= logger
+        @serving = Process.pid
+        Native.serving
+      end
+
+      def serving?
+        @serving == Process.pid
+      end
+
+      # ForkSafe.fork's options for the forks made in the block. They hold
+      # the pid that set them: the block goes on in the child, but the
+      # child's own forks are not that call's.
+      def with_fork_options(options)
+        previous = Thread.current[:forksafe_fork]
+        Thread.current[:forksafe_fork] = [Process.pid, options]
+        yield
+      ensure
+        Thread.current[:forksafe_fork] = previous
+      end
+
+      # Around a fork (the block): its child's plan, from this thread's
+      # marks and options. Returns what the block returns.
+      def planned_fork
+        Native.arm_pass(*plan)
+        pid = yield
+        log_own_pass unless pid&.positive?
+        pid
+      ensure
+        Native.disarm
+      end
+
+      # Around forks whose child must keep every socket: the caller going on
+      # (Process.daemon), or a program exec'd at once with what it is handed
+      # (spawn, system): Ruby's descriptors are close-on-exec anyway.
+      def keeping_all
+        Native.arm_keep_all
+        yield
+      ensure
+        Native.disarm
+      end
+
+      # The fork hook is on: forks nobody planned make a pass too.
+      def pass_unplanned(pass)
+        Native.pass_unplanned(pass)
+      end
+
+      # [keep, release_listeners]
+      def plan
+        pid, options = Thread.current[:forksafe_fork]
+        return [options[:keep], options[:release_listeners]] if pid == Process.pid
+
+        [NO_FDS, release_listeners?]
+      end
+
+      # In a child, once: a warning if its pass did not go as planned, and
+      # the pass in debug mode.
+      def log_own_pass
+        debug = ForkSafe.config.debug
+        return if @logged == Process.pid || !(debug || Native.pass_has_trouble?)
+
+        @logged = Process.pid
+        log_report(Native.last_pass, debug)
+      rescue StandardError => e
+        ForkSafe.config.logger.warn("forksafe: process #{Process.pid}, after fork: #{e.class}: #{e.message}")
+      end
+
+      private
+
+      # App code releases listeners: ForkSafe.fork, a fork in a request, and
+      # any fork but the server's own where a server serves requests. Where
+      # none does, a fork nobody marked keeps them: it may be the server's.
+      def release_listeners?
+        marks = Marks.current
+        return false if marks.marked?(:server_fork)
+
+        serving? || marks.marked?(:request)
+      end
+
+      def log_report(report, debug)
+        return unless report
+
+        warn_failures(report)
+        log_debug(report) if debug
+      end
+
+      def warn_failures(report)
+        logger = ForkSafe.config.logger
+        if %i[devnull vacated].include?(report[:dead_end])
+          logger.warn("forksafe: child #{Process.pid} had no descriptor for a dead socket: " \
+                      "its neutralized sockets point at /dev/null (#{report[:dead_end]})")
+        end
+        return if report[:failed].empty?
+
+        logger.warn("forksafe: child #{Process.pid} could not neutralize #{report[:failed].inspect}")
+      end
+
+      def log_debug(report)
+        ForkSafe.config.logger.info(
+          format("forksafe: child %<pid>d of %<ppid>d: neutralized clients %<clients>p, " \
+                 "released listeners %<listeners>p, kept %<kept>p in %<us>.0fus",
+                 pid: Process.pid, ppid: Process.ppid, us: report[:seconds] * 1e6,
+                 **report.slice(:clients, :listeners, :kept))
+        )
+      end
+    end
+  end
+end
