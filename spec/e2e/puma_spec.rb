@@ -37,13 +37,6 @@ RSpec.describe "puma with forking requests", :e2e do
     expect(socket.wait_readable(0.2)).to be_nil # still open, nothing more to read
   end
 
-  it "lets a child answer on a connection handed off with keep:" do
-    server = start_puma
-    seconds, response = http_get(server.port, "/handoff")
-    expect(response).to eq("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nfrom the child\n")
-    expect(seconds).to be_between(0.4, 3)
-  end
-
   it "keeps serving in cluster mode after many forking requests: worker spawns keep the listener" do
     server = start_puma(threads: 2, workers: 2)
     statuses = forking_statuses(server, 20)

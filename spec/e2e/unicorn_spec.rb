@@ -28,13 +28,6 @@ RSpec.describe "unicorn with forking requests", :e2e do
     expect { TCPServer.new("127.0.0.1", server.port).close }.not_to raise_error
   end
 
-  it "lets a child answer on a connection handed off with keep:" do
-    server = start_unicorn
-    seconds, response = http_get(server.port, "/handoff")
-    expect(response).to eq("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nfrom the child\n")
-    expect(seconds).to be_between(0.4, 3)
-  end
-
   it "keeps serving after many forking requests: the master's worker spawns keep the listener" do
     server = start_unicorn(workers: 2, timeout: 3)
     statuses = forking_statuses(server, 20)

@@ -22,6 +22,13 @@ RSpec.shared_examples "a server whose app forks" do |graceful_stop:, features:|
     http_get(server.port, "#{format(path, query)}&life=#{life}")
   end
 
+  it "lets a child answer on a connection handed off with keep:" do
+    server = start(gem: true)
+    seconds, response = http_get(server.port, "/handoff")
+    expect(response).to eq("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nfrom the child\n")
+    expect(seconds).to be_between(0.4, 3)
+  end
+
   it "finds every hook point it protects: nothing logged as missing" do
     server = start(gem: true)
     expect(http_get(server.port, "/").last).to end_with("hello\n")
