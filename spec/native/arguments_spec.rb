@@ -2,38 +2,54 @@
 
 require "stringio"
 
-RSpec.describe "ForkSafe::Native argument checking" do
+# What a caller gives for a socket is turned into an fd once, on the Ruby
+# side (ForkSafe::Descriptors), with a message naming the argument; the
+# native core takes plain data, and names what the kernel refused.
+RSpec.describe "argument checking" do
   let(:unused_fd) { (1000..65_000).find { |fd| !ForkSafe::Native.open_fds.include?(fd) } }
 
+  describe "ForkSafe::Descriptors.fd" do
+    def call(value) = ForkSafe::Descriptors.fd(value, "fd")
+
+    {
+      -1 => /fd: -1 is not a valid file descriptor/,
+      2**31 => /fd: 2147483648 is not a valid file descriptor/,
+      2**70 => /fd: 1180591620717411303424 is not a valid file descriptor/
+    }.each do |value, message|
+      it "rejects #{value} with ArgumentError" do
+        expect { call(value) }.to raise_error(ArgumentError, message)
+      end
+    end
+
+    [nil, "3", 1.5, :fd, [3]].each do |value|
+      it "rejects #{value.inspect} with TypeError naming the argument" do
+        expect { call(value) }.to raise_error(TypeError, /fd: expected an Integer file descriptor or an IO, got/)
+      end
+    end
+
+    it "rejects a closed IO" do
+      _listener, outbound, = tcp_connection
+      outbound.close
+      expect { call(outbound) }.to raise_error(ArgumentError, /fd: #<TCPSocket:\(closed\)> is closed/)
+    end
+
+    it "rejects an IO with no descriptor" do
+      expect { call(StringIO.new) }.to raise_error(ArgumentError, /has no file descriptor/)
+    end
+
+    it "takes an IO, or an object whose to_io is one" do
+      _listener, outbound, = tcp_connection
+      expect([call(outbound), call(Struct.new(:to_io).new(outbound)), call(7)]).to eq(([outbound.fileno] * 2) + [7])
+    end
+
+    it "names the element of a list" do
+      expect { ForkSafe::Descriptors.list([3, 1.5], "keep") }.to raise_error(TypeError, /keep element: expected/)
+    end
+  end
+
   %i[neutralize shutdown].each do |name|
-    describe ".#{name}" do
+    describe "ForkSafe::Native.#{name}" do
       define_method(:call) { |value| ForkSafe::Native.public_send(name, value) }
-
-      {
-        -1 => /fd: -1 is not a valid file descriptor/,
-        2**31 => /fd: 2147483648 is not a valid file descriptor/,
-        2**70 => /fd: 1180591620717411303424 is not a valid file descriptor/
-      }.each do |value, message|
-        it "rejects #{value} with ArgumentError" do
-          expect { call(value) }.to raise_error(ArgumentError, message)
-        end
-      end
-
-      [nil, "3", 1.5, :fd, [3]].each do |value|
-        it "rejects #{value.inspect} with TypeError naming the argument" do
-          expect { call(value) }.to raise_error(TypeError, /fd: expected an Integer file descriptor or an IO, got/)
-        end
-      end
-
-      it "rejects a closed IO" do
-        _listener, outbound, = tcp_connection
-        outbound.close
-        expect { call(outbound) }.to raise_error(ArgumentError, /fd: #<TCPSocket:\(closed\)> is closed/)
-      end
-
-      it "rejects an IO with no descriptor" do
-        expect { call(StringIO.new) }.to raise_error(ArgumentError, /has no file descriptor/)
-      end
 
       it "rejects an fd that is not open" do
         expect { call(unused_fd) }.to raise_error(ArgumentError, /fd: #{unused_fd} is not an open file descriptor/)
@@ -41,52 +57,25 @@ RSpec.describe "ForkSafe::Native argument checking" do
 
       it "rejects a pipe, which is not a socket, and leaves it working" do
         reader, writer = track(*IO.pipe)
-        expect { call(writer) }.to raise_error(ArgumentError, /fd: #{writer.fileno} is not a socket/)
+        expect { call(writer.fileno) }.to raise_error(ArgumentError, /fd: #{writer.fileno} is not a socket/)
         writer.write("still works")
         writer.close
         expect(reader.read).to eq("still works")
       end
-    end
-  end
 
-  describe ".sockets" do
-    it "wants an Array" do
-      expect { ForkSafe::Native.sockets(3) }.to raise_error(TypeError, /registered: expected an Array/)
-    end
-
-    it "names a bad element" do
-      expect { ForkSafe::Native.sockets([3, -4]) }.to raise_error(ArgumentError, /registered element: -4/)
-    end
-  end
-
-  describe ".child_pass" do
-    # A half-done pass would be worse than none: these run in a child so a
-    # wrongly started pass could not harm this process's sockets.
-    def pass_error(*args)
-      in_child do
-        ForkSafe::Native.child_pass(*args)
-        nil
-      rescue StandardError => e
-        [e.class, e.message]
+      it "takes only an Integer in the range of an fd" do
+        expect { call("3") }.to raise_error(TypeError)
+        expect { call(2**40) }.to raise_error(RangeError)
       end
     end
+  end
 
-    it "wants arrays and a boolean, naming which argument was wrong" do
-      expect(pass_error("x", true, []))
-        .to eq([TypeError, "keep: expected an Array of file descriptors or IOs, got String"])
-      expect(pass_error([], nil, []))
-        .to eq([TypeError, "release_listeners: expected true or false, got nil"])
-      expect(pass_error([], true, {}))
-        .to eq([TypeError, "registered: expected an Array of file descriptors or IOs, got Hash"])
-      expect(pass_error([1.5], true, []))
-        .to eq([TypeError, "keep element: expected an Integer file descriptor or an IO, got Float"])
-    end
-
+  describe "ForkSafe::Native.child_pass" do
     it "touches nothing when an argument is bad" do
       _listener, _outbound, accepted = tcp_connection
       expect(in_child do
-        ForkSafe::Native.child_pass([], true, [-1])
-      rescue ArgumentError
+        ForkSafe::Native.child_pass([], true, ["x"])
+      rescue TypeError
         kind_of_fd(accepted)
       end).to eq(:client)
     end
@@ -96,7 +85,7 @@ RSpec.describe "ForkSafe::Native argument checking" do
     end
   end
 
-  describe "the plan and the requests in flight, which take plain data" do
+  describe "the plan and the requests in flight" do
     it "rejects what is not an Array of Integers" do
       expect { ForkSafe::Native.arm_pass([3, "x"], true) }.to raise_error(TypeError)
       expect { ForkSafe::Native.arm_pass([2**40], true) }.to raise_error(RangeError)

@@ -40,7 +40,7 @@ RSpec.describe "ForkSafe::Native.child_pass" do
   it "leaves kept sockets working in the child" do
     _listener, outbound, accepted = tcp_connection
     result = in_child do
-      report = ForkSafe::Native.child_pass([accepted], true, [])
+      report = ForkSafe::Native.child_pass([accepted.fileno], true, [])
       accepted.write("from the child")
       report
     end

@@ -5,7 +5,7 @@ RSpec.describe "ForkSafe::Native.neutralize" do
   # the accepted socket, and the parent closes its own.
   def child_holding(accepted, neutralize:)
     pid = child do
-      ForkSafe::Native.neutralize(accepted) if neutralize
+      ForkSafe::Native.neutralize(accepted.fileno) if neutralize
       sleep 6
     end
     accepted.close
@@ -30,7 +30,7 @@ RSpec.describe "ForkSafe::Native.neutralize" do
     accepted.close_on_exec = false
     result = in_child do
       fd = accepted.fileno
-      ForkSafe::Native.neutralize(accepted)
+      ForkSafe::Native.neutralize(accepted.fileno)
       io = IO.for_fd(fd, autoclose: false)
       begin
         io.syswrite("forged")
@@ -51,7 +51,7 @@ RSpec.describe "ForkSafe::Native.neutralize" do
   it "keeps close-on-exec set when it was set" do
     _listener, _outbound, accepted = tcp_connection
     expect(in_child do
-      ForkSafe::Native.neutralize(accepted)
+      ForkSafe::Native.neutralize(accepted.fileno)
       accepted.close_on_exec?
     end).to be(true)
   end
@@ -59,7 +59,7 @@ RSpec.describe "ForkSafe::Native.neutralize" do
   it "makes a neutralized listener refuse to accept" do
     listener, = tcp_connection
     result = in_child do
-      ForkSafe::Native.neutralize(listener)
+      ForkSafe::Native.neutralize(listener.fileno)
       listener.accept_nonblock
     rescue SystemCallError, IOError => e
       e.class

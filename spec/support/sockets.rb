@@ -79,7 +79,7 @@ module Support
     end
 
     def kind_of_fd(io, registered: [])
-      row = ForkSafe::Native.sockets(registered).find { |s| s[:fd] == io.fileno }
+      row = ForkSafe::Native.sockets(registered.map { |r| r.is_a?(IO) ? r.fileno : r }).find { |s| s[:fd] == io.fileno }
       row && row[:kind]
     end
 

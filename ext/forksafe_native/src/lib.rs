@@ -9,9 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use magnus::value::{Lazy, ReprValue};
-use magnus::{
-    function, prelude::*, Error, ExceptionClass, Integer, RArray, RHash, RModule, Ruby, Value,
-};
+use magnus::{function, prelude::*, Error, ExceptionClass, RArray, RHash, RModule, Ruby, Value};
 use nix::errno::Errno;
 
 use forksafe_core::addr::SockAddr;
@@ -20,7 +18,7 @@ use forksafe_core::fds;
 use forksafe_core::kit;
 use forksafe_core::ledger::ledger;
 use forksafe_core::neutralize::{shutdown_both, DeadEnd};
-use forksafe_core::pass::{child_pass, PassOptions, PassReport};
+use forksafe_core::pass::{self, PassOptions, PassReport};
 use forksafe_core::plan::{self, Plan};
 use forksafe_core::{atfork, in_flight};
 
@@ -51,7 +49,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_module_function("sockets", function!(sockets, 1))?;
     native.define_module_function("neutralize", function!(neutralize, 1))?;
     native.define_module_function("shutdown", function!(shutdown, 1))?;
-    native.define_module_function("child_pass", function!(pass, 3))?;
+    native.define_module_function("child_pass", function!(child_pass, 3))?;
     native.define_module_function("arm_pass", function!(arm_pass, 2))?;
     native.define_module_function("arm_keep_all", function!(arm_keep_all, 0))?;
     native.define_module_function("disarm", function!(disarm, 0))?;
@@ -72,9 +70,8 @@ fn open_fds() -> Result<Vec<RawFd>, Error> {
 
 /// ForkSafe::Native.sockets(registered) -> [{fd:, kind:, local:, remote:, cloexec:}]:
 /// `registered` and the sockets of requests in flight count as clients.
-fn sockets(ruby: &Ruby, registered: Value) -> Result<RArray, Error> {
+fn sockets(ruby: &Ruby, mut registered: Vec<RawFd>) -> Result<RArray, Error> {
     guard(|| {
-        let mut registered = fd_list(ruby, "registered", registered)?;
         registered.extend(in_flight::of(std::process::id() as libc::pid_t).1);
         let table = ruby.ary_new();
         for socket in classify::sockets(&registered) {
@@ -84,10 +81,10 @@ fn sockets(ruby: &Ruby, registered: Value) -> Result<RArray, Error> {
     })
 }
 
-/// ForkSafe::Native.neutralize(fd_or_io) -> true
-fn neutralize(ruby: &Ruby, fd: Value) -> Result<bool, Error> {
+/// ForkSafe::Native.neutralize(fd) -> true
+fn neutralize(ruby: &Ruby, fd: RawFd) -> Result<bool, Error> {
     guard(|| {
-        let fd = socket_arg(ruby, "fd", fd)?;
+        classify::socket_type(fd).map_err(|e| errno_error(ruby, "use", "fd", fd, e))?;
         DeadEnd::new()
             .and_then(|dead| dead.install_over(fd))
             .map_err(|e| errno_error(ruby, "neutralize", "fd", fd, e))?;
@@ -95,29 +92,26 @@ fn neutralize(ruby: &Ruby, fd: Value) -> Result<bool, Error> {
     })
 }
 
-/// ForkSafe::Native.shutdown(fd_or_io) -> true
-fn shutdown(ruby: &Ruby, fd: Value) -> Result<bool, Error> {
+/// ForkSafe::Native.shutdown(fd) -> true
+fn shutdown(ruby: &Ruby, fd: RawFd) -> Result<bool, Error> {
     guard(|| {
-        let fd = fd_arg(ruby, "fd", fd)?;
         shutdown_both(fd).map_err(|e| errno_error(ruby, "shutdown", "fd", fd, e))?;
         Ok(true)
     })
 }
 
 /// ForkSafe::Native.child_pass(keep, release_listeners, registered) -> report
-/// {clients:, listeners:, kept:, dead_end:, failed:, seconds:}
-fn pass(
+/// {clients:, listeners:, kept:, dead_end:, failed:, seconds:}: the pass,
+/// here and now (for tests: a child makes its own inside fork).
+fn child_pass(
     ruby: &Ruby,
-    keep: Value,
-    release_listeners: Value,
-    registered: Value,
+    keep: Vec<RawFd>,
+    release_listeners: bool,
+    registered: Vec<RawFd>,
 ) -> Result<RHash, Error> {
     guard(|| {
-        let keep = fd_list(ruby, "keep", keep)?;
-        let registered = fd_list(ruby, "registered", registered)?;
-        let release_listeners = bool_arg(ruby, "release_listeners", release_listeners)?;
         let started = Instant::now();
-        let report = child_pass(&PassOptions {
+        let report = pass::child_pass(&PassOptions {
             keep: &keep,
             release_listeners,
             registered: &registered,
@@ -239,86 +233,6 @@ fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
             format!("internal error in the native core: {msg}"),
         ))
     })
-}
-
-/// An Integer file descriptor, or an IO (anything with `fileno`).
-fn fd_arg(ruby: &Ruby, name: &str, value: Value) -> Result<RawFd, Error> {
-    if let Some(int) = Integer::from_value(value) {
-        return int
-            .to_i64()
-            .ok()
-            .and_then(|n| RawFd::try_from(n).ok())
-            .filter(|&fd| fd >= 0)
-            .ok_or_else(|| {
-                arg_error(
-                    ruby,
-                    format!(
-                        "{name}: {int} is not a valid file descriptor (0..{})",
-                        RawFd::MAX
-                    ),
-                )
-            });
-    }
-    if value.respond_to("fileno", false)? {
-        if value.respond_to("closed?", false)? && value.funcall::<_, _, bool>("closed?", ())? {
-            return Err(arg_error(
-                ruby,
-                format!("{name}: {} is closed", value.inspect()),
-            ));
-        }
-        let fileno: Value = value.funcall("fileno", ())?;
-        if Integer::from_value(fileno).is_none() {
-            return Err(arg_error(
-                ruby,
-                format!("{name}: {} has no file descriptor", value.inspect()),
-            ));
-        }
-        return fd_arg(ruby, name, fileno);
-    }
-    Err(Error::new(
-        ruby.exception_type_error(),
-        format!(
-            "{name}: expected an Integer file descriptor or an IO, got {}",
-            value.class()
-        ),
-    ))
-}
-
-/// Like `fd_arg`, and the descriptor must be an open socket.
-fn socket_arg(ruby: &Ruby, name: &str, value: Value) -> Result<RawFd, Error> {
-    let fd = fd_arg(ruby, name, value)?;
-    classify::socket_type(fd)
-        .map(|_| fd)
-        .map_err(|e| errno_error(ruby, "use", name, fd, e))
-}
-
-fn fd_list(ruby: &Ruby, name: &str, value: Value) -> Result<Vec<RawFd>, Error> {
-    let Some(array) = RArray::from_value(value) else {
-        return Err(Error::new(
-            ruby.exception_type_error(),
-            format!(
-                "{name}: expected an Array of file descriptors or IOs, got {}",
-                value.class()
-            ),
-        ));
-    };
-    array
-        .into_iter()
-        .map(|item| fd_arg(ruby, &format!("{name} element"), item))
-        .collect()
-}
-
-fn bool_arg(ruby: &Ruby, name: &str, value: Value) -> Result<bool, Error> {
-    if value.is_kind_of(ruby.class_true_class()) {
-        Ok(true)
-    } else if value.is_kind_of(ruby.class_false_class()) {
-        Ok(false)
-    } else {
-        Err(Error::new(
-            ruby.exception_type_error(),
-            format!("{name}: expected true or false, got {}", value.inspect()),
-        ))
-    }
 }
 
 fn arg_error(ruby: &Ruby, msg: String) -> Error {
