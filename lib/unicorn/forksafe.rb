@@ -8,7 +8,6 @@
 require_relative "forksafe/core"
 require_relative "forksafe/fork"
 require_relative "forksafe/fork_hook"
-require_relative "forksafe/client_socket"
 require_relative "forksafe/integrations/unicorn"
 require_relative "forksafe/integrations/puma"
 require_relative "forksafe/integrations/rack"

@@ -3,24 +3,48 @@
 require_relative "version"
 require_relative "native"
 require_relative "configuration"
-require_relative "registry"
 require_relative "child_policy"
+require_relative "server_half"
+require_relative "forker"
 
 # Makes fork inside a running web server safe for the server's clients.
 #
-# The policy lives here; the kernel work is ForkSafe::Native's. Requiring
-# this file alone installs no fork hook: only ForkSafe.fork is made safe.
+# The facade: each half keeps its own state, the child's in ChildPolicy,
+# the server's in ServerHalf; Forker is ForkSafe.fork. The kernel work is
+# the native core's. Requiring this file alone installs no fork hook: only
+# ForkSafe.fork is made safe.
 module ForkSafe
-  NO_FDS = [].freeze
-
   @config = Configuration.new
-  @registry = Registry.new
 
   class << self
     attr_reader :config
 
     def configure
       yield config
+    end
+
+    # Same contract as Process.fork. keep: sockets the child may use (they
+    # stay open in it, and the server closes them without shutdown);
+    # listeners: :release (default: app code must not hold the port) or
+    # :keep; detach: true leaves no zombie (double fork; the pid returned
+    # is the process running the block).
+    # (A named block: Ruby 3.1 rejects an anonymous one after keywords.)
+    def fork(keep: [], listeners: :release, detach: false, &block)
+      Forker.fork(keep:, listeners:, detach:, &block)
+    end
+
+    # Wraps a server's close of a client connection (the block) with a
+    # shutdown, unless the socket was handed off with keep: (a plain close).
+    # writes_first: the block still writes (an error response) before it
+    # closes. io may be a TLS socket whose to_io is the raw one.
+    def closing(io, writes_first: false, &close)
+      ServerHalf.closing(io, writes_first:, &close)
+    end
+
+    # True for a socket handed to a child with keep:, until the server
+    # closes it.
+    def handed_off?(io)
+      ServerHalf.handed_off?(io)
     end
 
     # Counters of this process: forks it made, and what its own pass

@@ -5,6 +5,9 @@ module ForkSafe
   # bad arguments raise ArgumentError or TypeError naming the argument.
   # Defined here, before the native core loads: it raises this class.
   class Error < StandardError; end
+
+  # The empty list of fds, shared.
+  NO_FDS = [].freeze
 end
 
 require_relative "forksafe_native"

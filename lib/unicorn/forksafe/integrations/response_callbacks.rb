@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "../client_socket"
+require_relative "../core"
 
 module ForkSafe
   module Integrations
