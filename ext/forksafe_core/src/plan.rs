@@ -21,7 +21,7 @@ pub enum Plan {
     /// Touch nothing: the child is the caller going on (Process.daemon), or
     /// a program about to be exec'd with what it was handed. It holds for
     /// the child's own forks too (daemon forks twice).
-    KeepAll,
+    NoPass,
 }
 
 struct Armed {
@@ -61,7 +61,7 @@ pub fn serving() {
 }
 
 /// In a child, inside fork: the plan its parent armed for this thread, if
-/// any. A KeepAll plan is made the child's own, for its forks.
+/// any. A NoPass plan is made the child's own, for its forks.
 pub fn armed_for_child(parent: libc::pid_t) -> Option<Plan> {
     let mut armed = ARMED.lock();
     // SAFETY: pthread_self has no arguments and cannot fail. The child's
@@ -70,7 +70,7 @@ pub fn armed_for_child(parent: libc::pid_t) -> Option<Plan> {
     let ours = armed
         .as_mut()
         .filter(|a| a.pid == parent && a.thread == thread)?;
-    if ours.plan == Plan::KeepAll {
+    if ours.plan == Plan::NoPass {
         ours.pid = this_process();
     }
     Some(ours.plan.clone())
@@ -113,8 +113,8 @@ mod tests {
         disarm();
         assert_eq!(armed_for_child(me), None);
 
-        arm(Plan::KeepAll);
-        assert_eq!(armed_for_child(me), Some(Plan::KeepAll));
+        arm(Plan::NoPass);
+        assert_eq!(armed_for_child(me), Some(Plan::NoPass));
         disarm();
 
         pass_unplanned(false);

@@ -51,7 +51,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_module_function("shutdown", function!(shutdown, 1))?;
     native.define_module_function("child_pass", function!(child_pass, 3))?;
     native.define_module_function("arm_pass", function!(arm_pass, 2))?;
-    native.define_module_function("arm_keep_all", function!(arm_keep_all, 0))?;
+    native.define_module_function("arm_no_pass", function!(arm_no_pass, 0))?;
     native.define_module_function("disarm", function!(disarm, 0))?;
     native.define_module_function("pass_unplanned", function!(pass_unplanned, 1))?;
     native.define_module_function("serving", function!(serving, 0))?;
@@ -135,11 +135,11 @@ fn arm_pass(keep: Vec<RawFd>, release_listeners: bool) -> Result<bool, Error> {
     })
 }
 
-/// ForkSafe::Native.arm_keep_all: no pass for the forks this thread makes
+/// ForkSafe::Native.arm_no_pass: no pass for the forks this thread makes
 /// until `disarm`, nor for their own forks (Process.daemon, spawn).
-fn arm_keep_all() -> Result<bool, Error> {
+fn arm_no_pass() -> Result<bool, Error> {
     guard(|| {
-        plan::arm(Plan::KeepAll);
+        plan::arm(Plan::NoPass);
         Ok(true)
     })
 }

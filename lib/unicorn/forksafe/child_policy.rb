@@ -66,8 +66,8 @@ module ForkSafe
       # Around forks whose child must keep every socket: the caller going on
       # (Process.daemon), or a program exec'd at once with what it is handed
       # (spawn, system): Ruby's descriptors are close-on-exec anyway.
-      def keeping_all
-        Native.arm_keep_all
+      def without_pass
+        Native.arm_no_pass
         yield
       ensure
         Native.disarm

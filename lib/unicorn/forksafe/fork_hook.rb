@@ -17,7 +17,7 @@ module ForkSafe
 
     # The daemon is the caller going on: it keeps its client.
     def daemon(...)
-      ChildPolicy.keeping_all { super }
+      ChildPolicy.without_pass { super }
     end
   end
 
@@ -27,7 +27,7 @@ module ForkSafe
   # it can, which runs no fork handler; as root it forks.)
   module SpawnHook
     def spawn(...)
-      ChildPolicy.keeping_all { super }
+      ChildPolicy.without_pass { super }
     end
   end
 
@@ -36,11 +36,11 @@ module ForkSafe
     include SpawnHook
 
     def system(...)
-      ChildPolicy.keeping_all { super }
+      ChildPolicy.without_pass { super }
     end
 
     def `(...)
-      ChildPolicy.keeping_all { super }
+      ChildPolicy.without_pass { super }
     end
   end
 
@@ -55,7 +55,7 @@ module ForkSafe
     def popen(*args, **, &)
       return super if args.find { |arg| !arg.is_a?(Hash) } == "-"
 
-      ChildPolicy.keeping_all { super }
+      ChildPolicy.without_pass { super }
     end
   end
 end
