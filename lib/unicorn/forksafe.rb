@@ -1,13 +1,14 @@
 # frozen_string_literal: true
 
 # require "unicorn/forksafe": the native core, the policy, the fork hook that
-# applies it to every fork, the unicorn and puma integrations (installed
-# when those servers load, before or after this file) and ForkSafe::Rack for
-# other servers. require "unicorn/forksafe/fork" instead for ForkSafe.fork
-# alone: no hook, no integration.
+# applies it to every fork, the unicorn, puma and pitchfork integrations
+# (installed when those servers load, before or after this file) and
+# ForkSafe::Rack for other servers. require "unicorn/forksafe/fork" instead
+# for ForkSafe.fork alone: no hook, no integration.
 require_relative "forksafe/core"
 require_relative "forksafe/fork"
 require_relative "forksafe/fork_hook"
 require_relative "forksafe/integrations/unicorn"
 require_relative "forksafe/integrations/puma"
+require_relative "forksafe/integrations/pitchfork"
 require_relative "forksafe/integrations/rack"

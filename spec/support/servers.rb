@@ -7,6 +7,26 @@ require_relative "http"
 require_relative "tls"
 
 module Support
+  # Real pitchfork processes (a monitor, a mold and workers, and their
+  # reforks) on the harness of Servers, for a spec that includes both (Servers
+  # itself is as long as RuboCop lets a module be).
+  module PitchforkServer
+    # config: more lines for pitchfork.rb (refork_after, for one); env:
+    # more environment.
+    def start_pitchfork(gem: true, workers: 1, timeout: 30, config: "", env: {})
+      dir = server_dir
+      config = config_file(dir, "pitchfork.rb", <<~CONFIG)
+        worker_processes #{workers}
+        timeout #{timeout}
+        setpgid false # pitchfork's children stay in the server's group, for cleanup
+        #{config}
+      CONFIG
+      port = free_port
+      start_server(dir, port, gem:, env:, command: [executable("pitchfork"), "-E", "production",
+                                                    "-c", config, "-l", "127.0.0.1:#{port}", Servers::APP])
+    end
+  end
+
   # Real unicorn, puma and WEBrick processes serving spec/fixtures/forking_app.ru
   # on loopback. Each runs in its own process group, so cleanup also kills
   # the children the app forked.

@@ -18,7 +18,7 @@ module Support
 
     # What a cell runs: "ruby 3.1.2, puma 8.0.2, rack 3.2.7".
     def self.summary
-      ["ruby #{RUBY_VERSION}", *%w[unicorn puma rack].filter_map { |name| installed(name) }].join(", ")
+      ["ruby #{RUBY_VERSION}", *%w[unicorn puma pitchfork rack].filter_map { |name| installed(name) }].join(", ")
     end
 
     def self.at_least?(name, version)
@@ -30,6 +30,13 @@ module Support
     def self.puma_features
       [(:streaming_body if at_least?("puma", "6") && at_least?("rack", "3")),
        at_least?("puma", "7") ? :fiber_per_request : :clean_thread_locals].compact
+    end
+
+    # Pitchfork calls a body that does not respond to each, but in front of
+    # every app it puts Rack::ContentLength, which in Rack 2 iterates the
+    # body: a 500.
+    def self.pitchfork_features
+      [(:streaming_body if at_least?("rack", "3"))].compact
     end
   end
 end

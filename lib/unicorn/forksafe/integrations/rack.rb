@@ -10,10 +10,10 @@ module ForkSafe
   # It marks each request, so the app's forks release the listeners, and
   # registers the request's socket when the server puts it in the env, so a
   # child neutralizes it even when no listener explains it. Accepted
-  # connections are neutralized in children without it; unicorn and puma
-  # need none of it.
+  # connections are neutralized in children without it; unicorn, puma and
+  # pitchfork need none of it.
   class Rack
-    SOCKET_KEYS = %w[unicorn.socket puma.socket rack.hijack_io].freeze
+    SOCKET_KEYS = %w[unicorn.socket puma.socket pitchfork.socket rack.hijack_io].freeze
 
     def initialize(app)
       @app = app

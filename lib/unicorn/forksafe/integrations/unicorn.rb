@@ -48,7 +48,7 @@ module ForkSafe
       # writes nothing, so one shutdown first does: that case runs once per
       # request under a load tool that closes its spare connections.
       module ErrorResponses
-        WITHOUT_IT = "unicorn's close after an error response is not a shutdown"
+        WITHOUT_IT = "the close after an error response is not a shutdown"
         # The errors for which unicorn writes no response.
         CLIENT_GONE = [EOFError, Errno::ECONNRESET, Errno::EPIPE, Errno::ENOTCONN].freeze
 
