@@ -16,6 +16,7 @@ RSpec.describe "pitchfork with forking requests", :e2e do
   end
 
   it_behaves_like "a server whose app forks", graceful_stop: :QUIT, features: Support::Versions.pitchfork_features
+  it_behaves_like "a preforking server", "pitchfork"
 
   # A server whose worker 0 has made a new mold after three requests, and
   # whose worker 0 of that new generation, forked by the new mold, is
@@ -52,30 +53,6 @@ RSpec.describe "pitchfork with forking requests", :e2e do
     expect { TCPServer.new("127.0.0.1", server.port).close }.to raise_error(Errno::EADDRINUSE)
   end
 
-  %w[forksafe plain].each do |via|
-    it "gives the client EOF when a timed-out worker exits, not when the child exits (#{via} fork)" do
-      server = start_pitchfork(timeout: 3)
-      seconds, = http_get(server.port, "/fork?via=#{via}&life=12&hang=60", limit: 15)
-      expect(seconds).to be_between(2.5, 3 + 3)
-    end
-  end
-
-  it "without the gem, leaves the client waiting for the child after a timed-out worker exits" do
-    server = start_pitchfork(gem: false, timeout: 3)
-    seconds, = http_get(server.port, "/fork?via=plain&life=9&hang=60", limit: 15)
-    expect(seconds).to be > 8
-  end
-
-  it "keeps serving after many forking requests: the mold's worker spawns keep the listener" do
-    server = start_pitchfork(workers: 2)
-    statuses = forking_statuses(server, 20)
-    Process.kill(:TTOU, server.pid) # drop a worker, then the mold forks one anew
-    Process.kill(:TTIN, server.pid)
-    sleep 1
-    statuses += Array.new(10) { status_of(http_get(server.port, "/").last) }
-    expect(statuses).to all(eq("200"))
-  end
-
   it "installs when the gem is loaded before pitchfork, in the monitor too" do
     server = start_pitchfork(gem: false, env: { "RUBYOPT" => "-runicorn/forksafe" })
     paths = %w[/fork /hijack]
@@ -84,14 +61,5 @@ RSpec.describe "pitchfork with forking requests", :e2e do
     expect(results.map(&:first)).to all(be < 1)
     expect(results.first.last).to start_with("HTTP/1.1 500")
     expect(File.read(server.log)).not_to include("has no")
-  end
-
-  it "logs each child's pass through pitchfork's logger" do
-    server = start_pitchfork(config: 'logger Logger.new(File.expand_path("app.log"))',
-                             env: { "FORKSAFE_DEBUG" => "1" })
-    http_get(server.port, "/fork?via=plain&life=2")
-    sleep 0.5
-    log = File.read(File.join(server.dir, "app.log"))
-    expect(log).to match(/forksafe: child \d+ of \d+: neutralized clients \[\d+/)
   end
 end

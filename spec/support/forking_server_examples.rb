@@ -135,3 +135,41 @@ RSpec.shared_examples "a server whose app forks" do |graceful_stop:, features:|
     end
   end
 end
+
+# Unicorn's family (unicorn, pitchfork) besides: workers forked by a master
+# or a mold that kills one past its timeout and forks another, and a logger
+# set in the server's config file.
+RSpec.shared_examples "a preforking server" do |server_name|
+  %w[forksafe plain].each do |via|
+    it "gives the client EOF soon after a timed-out worker is killed, not when the child exits (#{via} fork)" do
+      server = start(gem: true, timeout: 3)
+      seconds, = http_get(server.port, "/fork?via=#{via}&life=12&hang=60", limit: 15)
+      expect(seconds).to be_between(2.5, 3 + 3)
+    end
+  end
+
+  it "without the gem, leaves the client waiting for the child after a timed-out worker is killed" do
+    server = start(gem: false, timeout: 3)
+    seconds, = http_get(server.port, "/fork?via=plain&life=9&hang=60", limit: 15)
+    expect(seconds).to be > 8
+  end
+
+  it "keeps serving after many forking requests: the server's worker spawns keep the listener" do
+    server = start(gem: true, workers: 2, timeout: 3)
+    statuses = forking_statuses(server, 20)
+    Process.kill(:TTOU, server.pid) # drop a worker, then respawn one: a server fork
+    Process.kill(:TTIN, server.pid)
+    sleep 1
+    statuses += Array.new(10) { status_of(http_get(server.port, "/").last) }
+    expect(statuses).to all(eq("200"))
+  end
+
+  it "logs each child's pass through #{server_name}'s logger" do
+    server = start(gem: true, config: 'logger Logger.new(File.expand_path("app.log"))',
+                   env: { "FORKSAFE_DEBUG" => "1" })
+    http_get(server.port, "/fork?via=plain&life=2")
+    sleep 0.5
+    log = File.read(File.join(server.dir, "app.log"))
+    expect(log).to match(/forksafe: child \d+ of \d+: neutralized clients \[\d+/)
+  end
+end
