@@ -19,6 +19,7 @@ use crate::in_flight;
 use crate::kit;
 use crate::ledger::{ledger, OwnPass};
 use crate::pass::{child_pass, PassOptions};
+use crate::pid;
 use crate::plan::{self, Plan};
 
 static INSTALLED: Once = Once::new();
@@ -44,7 +45,7 @@ pub fn install() -> Result<(), Errno> {
 }
 
 extern "C" fn before() {
-    FORKING.store(std::process::id() as libc::pid_t, Ordering::Relaxed);
+    FORKING.store(pid::this_process(), Ordering::Relaxed);
 }
 
 /// The parent counts the fork and mends what it keeps for its children.
@@ -61,6 +62,7 @@ extern "C" fn in_child() {
 }
 
 fn pass_in_child() {
+    pid::forked();
     let parent = FORKING.load(Ordering::Relaxed);
     let (requests, registered) = in_flight::of(parent);
     let plan = plan::armed_for_child(parent).or_else(|| plan::unplanned(parent, requests));

@@ -16,6 +16,8 @@ use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::pid::this_process;
+
 pub struct ForkLock<T> {
     holder: AtomicI32,
     data: UnsafeCell<T>,
@@ -42,8 +44,7 @@ impl<T> ForkLock<T> {
     }
 
     pub fn lock(&self) -> Guard<'_, T> {
-        // SAFETY: getpid has no arguments and cannot fail.
-        let me = unsafe { libc::getpid() };
+        let me = this_process();
         loop {
             match self
                 .holder

@@ -16,6 +16,7 @@ use nix::errno::Errno;
 
 use crate::fds::Seen;
 use crate::fork_lock::ForkLock;
+use crate::pid::this_process;
 
 /// What `begin` returns, for `end`.
 pub type Ticket = u64;
@@ -25,7 +26,7 @@ struct InFlight {
     /// table: its pass reads it, and its first request starts afresh.
     pid: libc::pid_t,
     next: Ticket,
-    requests: Vec<(Ticket, Option<Seen>)>,
+    requests: Vec<(Ticket, Seen)>,
 }
 
 impl InFlight {
@@ -40,13 +41,11 @@ impl InFlight {
 
 static IN_FLIGHT: ForkLock<InFlight> = ForkLock::new(InFlight::new(0), || InFlight::new(0));
 
-/// A request of this process starts, on `socket` if it has one. EBADF when
-/// the socket is not open.
-pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
-    let seen = socket
-        .map(|fd| Seen::now(fd).ok_or(Errno::EBADF))
-        .transpose()?;
-    let pid = std::process::id() as libc::pid_t;
+/// A request of this process starts, on `socket`. EBADF when it is not
+/// open.
+pub fn begin(socket: RawFd) -> Result<Ticket, Errno> {
+    let seen = Seen::now(socket).ok_or(Errno::EBADF)?;
+    let pid = this_process();
     let mut table = IN_FLIGHT.lock();
     if table.pid != pid {
         *table = InFlight::new(pid);
@@ -60,7 +59,7 @@ pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
 /// The request of `ticket` has ended (unknown tickets are ignored: a
 /// parent's, say).
 pub fn end(ticket: Ticket) {
-    let pid = std::process::id() as libc::pid_t;
+    let pid = this_process();
     let mut table = IN_FLIGHT.lock();
     if table.pid == pid {
         if let Some(at) = table.requests.iter().position(|(t, _)| *t == ticket) {
@@ -79,7 +78,8 @@ pub fn of(pid: libc::pid_t) -> (usize, Vec<RawFd>) {
     let sockets = table
         .requests
         .iter()
-        .filter_map(|(_, seen)| seen.filter(Seen::is_intact).map(|seen| seen.fd))
+        .filter(|(_, seen)| seen.is_intact())
+        .map(|(_, seen)| seen.fd)
         .collect();
     (table.requests.len(), sockets)
 }
@@ -90,24 +90,18 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
 
-    fn this_process() -> libc::pid_t {
-        std::process::id() as libc::pid_t
-    }
-
     #[test]
     fn a_request_is_in_flight_until_it_ends() {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let fd = client.as_raw_fd();
-        let with_socket = begin(Some(fd)).unwrap();
-        let without = begin(None).unwrap();
+        let ticket = begin(fd).unwrap();
         let (requests, sockets) = of(this_process());
-        assert!(requests >= 2);
+        assert!(requests >= 1);
         assert!(sockets.contains(&fd));
-        end(with_socket);
+        end(ticket);
         assert!(!of(this_process()).1.contains(&fd));
-        end(without);
-        end(without); // twice: ignored
+        end(ticket); // twice: ignored
     }
 
     #[test]
@@ -115,7 +109,7 @@ mod tests {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let fd = client.as_raw_fd();
-        let ticket = begin(Some(fd)).unwrap();
+        let ticket = begin(fd).unwrap();
         let outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         // SAFETY: dup2 onto the number this test's client owns.
         assert_eq!(unsafe { libc::dup2(outbound.as_raw_fd(), fd) }, fd);
@@ -125,12 +119,13 @@ mod tests {
 
     #[test]
     fn a_socket_that_is_not_open_is_refused() {
-        assert_eq!(begin(Some(999_999)), Err(Errno::EBADF));
+        assert_eq!(begin(999_999), Err(Errno::EBADF));
     }
 
     #[test]
     fn another_process_s_requests_are_none_of_ours() {
-        let ticket = begin(None).unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ticket = begin(server.as_raw_fd()).unwrap();
         assert_eq!(of(this_process() + 1), (0, Vec::new()));
         end(ticket);
     }

@@ -18,6 +18,7 @@ use nix::sys::stat::Mode;
 use crate::fds::{fd_size_in, Seen};
 use crate::fork_lock::{ForkLock, Guard};
 use crate::neutralize::dead_socket;
+use crate::pid::this_process;
 
 /// A descriptor this module opened, kept open for the process's life.
 fn hold(fd: OwnedFd) -> Option<Seen> {
@@ -61,7 +62,7 @@ fn kit() -> Guard<'static, Kit> {
 /// status file is replaced by this process's own. Whatever app code closed
 /// is opened again; what cannot be opened is left out.
 pub fn prepare() {
-    let pid = std::process::id() as libc::pid_t;
+    let pid = this_process();
     let mut kit = kit();
     if kit.owner != pid {
         kit.owner = pid;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::fork_lock::{ForkLock, Guard};
 use crate::pass::PassReport;
+use crate::pid::this_process;
 
 pub struct OwnPass {
     pub report: PassReport,
@@ -28,7 +29,7 @@ static LEDGER: ForkLock<Ledger> = ForkLock::new(Ledger::new(0), || Ledger::new(0
 /// This process's ledger.
 pub fn ledger() -> Guard<'static, Ledger> {
     let mut ledger = LEDGER.lock();
-    ledger.belong_to(std::process::id() as libc::pid_t);
+    ledger.belong_to(this_process());
     ledger
 }
 

@@ -14,4 +14,5 @@ pub mod kit;
 pub mod ledger;
 pub mod neutralize;
 pub mod pass;
+pub mod pid;
 pub mod plan;

@@ -9,6 +9,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use crate::fork_lock::ForkLock;
+use crate::pid::this_process;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -77,16 +78,13 @@ pub fn armed_for_child(parent: libc::pid_t) -> Option<Plan> {
 }
 
 /// In a child, for a fork nobody planned: None when such forks make no
-/// pass; else listeners are released where the parent served requests.
+/// pass; else listeners are released where the parent serves requests, or
+/// has requests in flight (registered with their sockets).
 pub fn unplanned(parent: libc::pid_t, requests_in_flight: usize) -> Option<Plan> {
     PASS_UNPLANNED.load(Ordering::Relaxed).then(|| Plan::Pass {
         keep: Vec::new(),
         release_listeners: SERVING.load(Ordering::Relaxed) == parent || requests_in_flight > 0,
     })
-}
-
-fn this_process() -> libc::pid_t {
-    std::process::id() as libc::pid_t
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ module ForkSafe
       # the native core (it must be open).
       def socket(value, name)
         io = value.respond_to?(:to_io) ? value.to_io : value
+        return io.fileno if io.is_a?(BasicSocket) && !io.closed? # every request: the short way
         raise ArgumentError, "#{name}: #{io.inspect} is not a socket" if io.is_a?(IO) && !io.is_a?(BasicSocket)
 
         fd(value, name)
