@@ -99,6 +99,26 @@ RSpec.describe "the child's pass inside fork" do
     end
   end
 
+  it "forks with its own thread's plan while another thread arms one of its own" do
+    received, seconds = serve_one(<<~RUBY)
+      module SlowHook # before the gem's: Ruby switches threads between the arming and the fork
+        def _fork
+          sleep 0.3
+          super
+        end
+      end
+      Process.singleton_class.prepend(SlowHook)
+      require "unicorn/forksafe"
+      spawner = Thread.new { loop { system("true") } }
+      pid = ForkSafe.fork(keep: $client) { $client.write("from the kept child") }
+      Process.wait(pid)
+      spawner.kill
+      $client.close
+    RUBY
+    expect(received).to eq("from the kept child")
+    expect(seconds).to be < 1
+  end
+
   it "lets Process.daemon inside a request go on answering its client" do
     received, seconds = serve_one(<<~RUBY, requires: ["unicorn/forksafe"])
       ForkSafe.serving(Logger.new($stderr))

@@ -17,7 +17,7 @@ use nix::errno::Errno;
 
 use crate::in_flight;
 use crate::kit;
-use crate::ledger::{ledger, OwnPass};
+use crate::ledger::{self, ledger, OwnPass};
 use crate::pass::{child_pass, PassOptions};
 use crate::pid;
 use crate::plan::{self, Plan};
@@ -44,12 +44,25 @@ pub fn install() -> Result<(), Errno> {
     result
 }
 
+/// In the parent, on the forking thread: every lock the child will need
+/// is taken, so no other thread is halfway through the data it guards when
+/// the process is copied (see `fork_lock`).
 extern "C" fn before() {
     FORKING.store(pid::this_process(), Ordering::Relaxed);
+    in_flight::IN_FLIGHT.hold();
+    kit::KIT.hold();
+    ledger::LEDGER.hold();
+}
+
+fn release_locks() {
+    ledger::LEDGER.release();
+    kit::KIT.release();
+    in_flight::IN_FLIGHT.release();
 }
 
 /// The parent counts the fork and mends what it keeps for its children.
 extern "C" fn in_parent() {
+    release_locks();
     let _ = catch_unwind(|| {
         ledger().count_fork();
         kit::prepare();
@@ -58,6 +71,7 @@ extern "C" fn in_parent() {
 
 /// A panic must not unwind into fork's caller: the pass is then left undone.
 extern "C" fn in_child() {
+    release_locks();
     let _ = catch_unwind(pass_in_child);
 }
 

@@ -1,27 +1,25 @@
-//! A lock that a forked child can always take.
+//! A lock that the fork handlers hold across fork(2).
 //!
 //! fork(2) copies memory, locks included, but only the forking thread goes
-//! on in the child. A mutex another thread held at that instant stays held
-//! there forever, and the data it guarded may be half-written. The child's
-//! pass runs inside fork (see `atfork`), where nothing may block, and a fork
-//! from C may come while a Ruby thread is inside this crate.
+//! on in the child. A mutex another thread held at that instant would stay
+//! held there forever, over data half-written. The child's pass runs inside
+//! fork (see `atfork`), and a fork from C may come while a Ruby thread is
+//! inside this crate. So the prepare handler takes every such lock, on the
+//! forking thread, before the process is copied: the child's copy of each
+//! is whole, and held by its own (only) thread, which releases it. The
+//! parent releases its own after the fork.
 //!
-//! So the lock word is the pid of the process whose thread holds it. A word
-//! naming another process is a holder gone with the fork: the child takes
-//! the lock over and starts the data afresh (the torn copy is leaked, never
-//! read or dropped). Within one process it is a plain spin lock; every
-//! section it guards is a few instructions and an allocation at most.
+//! A spin lock: every section it guards is a few instructions and an
+//! allocation at most, and the handlers must not sleep on a futex another
+//! process shares.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicI32, Ordering};
-
-use crate::pid::this_process;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct ForkLock<T> {
-    holder: AtomicI32,
+    held: AtomicBool,
     data: UnsafeCell<T>,
-    fresh: fn() -> T,
 }
 
 // SAFETY: the data is reached only through a guard, which one thread at a
@@ -33,40 +31,32 @@ pub struct Guard<'a, T> {
 }
 
 impl<T> ForkLock<T> {
-    /// `fresh` makes the data a process starts with when it took the lock
-    /// over from a holder of its parent's.
-    pub const fn new(data: T, fresh: fn() -> T) -> Self {
+    pub const fn new(data: T) -> Self {
         Self {
-            holder: AtomicI32::new(0),
+            held: AtomicBool::new(false),
             data: UnsafeCell::new(data),
-            fresh,
         }
     }
 
     pub fn lock(&self) -> Guard<'_, T> {
-        let me = this_process();
-        loop {
-            match self
-                .holder
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return Guard { lock: self },
-                Err(holder) if holder != me => {
-                    if self
-                        .holder
-                        .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        // SAFETY: no thread of this process holds the lock
-                        // (it names another process), and this one does
-                        // now; the old value is forgotten, not dropped.
-                        unsafe { std::ptr::write(self.data.get(), (self.fresh)()) };
-                        return Guard { lock: self };
-                    }
-                }
-                Err(_) => std::thread::yield_now(),
-            }
+        self.hold();
+        Guard { lock: self }
+    }
+
+    /// Takes the lock with no guard: for the prepare handler, which holds it
+    /// across the fork until `release` in the parent and in the child.
+    pub fn hold(&self) {
+        while self
+            .held
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
         }
+    }
+
+    pub fn release(&self) {
+        self.held.store(false, Ordering::Release);
     }
 }
 
@@ -88,7 +78,7 @@ impl<T> DerefMut for Guard<'_, T> {
 
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
-        self.lock.holder.store(0, Ordering::Release);
+        self.lock.release();
     }
 }
 
@@ -98,8 +88,8 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn threads_of_one_process_take_turns() {
-        let lock = Arc::new(ForkLock::new(0u64, || 0));
+    fn threads_take_turns() {
+        let lock = Arc::new(ForkLock::new(0u64));
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let lock = Arc::clone(&lock);
@@ -115,14 +105,16 @@ mod tests {
     }
 
     #[test]
-    fn a_holder_of_another_process_is_taken_over_with_fresh_data() {
-        let lock = ForkLock::new(vec![1, 2, 3], Vec::new);
-        // As a child sees a lock its parent's thread held at fork.
-        // SAFETY: getppid has no arguments and cannot fail.
-        let parent = unsafe { libc::getppid() };
-        lock.holder.store(parent, Ordering::Relaxed);
-        assert!(lock.lock().is_empty());
-        // Released by the guard: free again.
-        assert_eq!(lock.holder.load(Ordering::Relaxed), 0);
+    fn a_held_lock_waits_for_its_release() {
+        let lock = Arc::new(ForkLock::new(1u64));
+        lock.hold();
+        let waiter = {
+            let lock = Arc::clone(&lock);
+            std::thread::spawn(move || *lock.lock())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!waiter.is_finished());
+        lock.release();
+        assert_eq!(waiter.join().unwrap(), 1);
     }
 }

@@ -21,12 +21,12 @@ use crate::pid::this_process;
 /// What `begin` returns, for `end`.
 pub type Ticket = u64;
 
-struct InFlight {
+pub(crate) struct InFlight {
     /// The process whose requests these are. A child inherits its parent's
     /// table: its pass reads it, and its first request starts afresh.
     pid: libc::pid_t,
     next: Ticket,
-    requests: Vec<(Ticket, Seen)>,
+    requests: Vec<(Ticket, Option<Seen>)>,
 }
 
 impl InFlight {
@@ -39,16 +39,24 @@ impl InFlight {
     }
 }
 
-static IN_FLIGHT: ForkLock<InFlight> = ForkLock::new(InFlight::new(0), || InFlight::new(0));
+pub(crate) static IN_FLIGHT: ForkLock<InFlight> = ForkLock::new(InFlight::new(0));
 
-/// A request of this process starts, on `socket`. EBADF when it is not
-/// open.
-pub fn begin(socket: RawFd) -> Result<Ticket, Errno> {
-    let seen = Seen::now(socket).ok_or(Errno::EBADF)?;
+/// A request of this process starts, on `socket` if it has one. EBADF
+/// when the socket is not open.
+pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
+    let seen = socket
+        .map(|fd| Seen::now(fd).ok_or(Errno::EBADF))
+        .transpose()?;
     let pid = this_process();
     let mut table = IN_FLIGHT.lock();
     if table.pid != pid {
-        *table = InFlight::new(pid);
+        // The numbering goes on: a child inside its parent's request block
+        // ends that request's ticket, which must not name one of its own.
+        let next = table.next;
+        *table = InFlight {
+            next,
+            ..InFlight::new(pid)
+        };
     }
     table.next += 1;
     let ticket = table.next;
@@ -78,8 +86,7 @@ pub fn of(pid: libc::pid_t) -> (usize, Vec<RawFd>) {
     let sockets = table
         .requests
         .iter()
-        .filter(|(_, seen)| seen.is_intact())
-        .map(|(_, seen)| seen.fd)
+        .filter_map(|(_, seen)| seen.filter(Seen::is_intact).map(|seen| seen.fd))
         .collect();
     (table.requests.len(), sockets)
 }
@@ -95,13 +102,15 @@ mod tests {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let fd = client.as_raw_fd();
-        let ticket = begin(fd).unwrap();
+        let with_socket = begin(Some(fd)).unwrap();
+        let without = begin(None).unwrap();
         let (requests, sockets) = of(this_process());
-        assert!(requests >= 1);
+        assert!(requests >= 2);
         assert!(sockets.contains(&fd));
-        end(ticket);
+        end(with_socket);
         assert!(!of(this_process()).1.contains(&fd));
-        end(ticket); // twice: ignored
+        end(without);
+        end(without); // twice: ignored
     }
 
     #[test]
@@ -109,7 +118,7 @@ mod tests {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let fd = client.as_raw_fd();
-        let ticket = begin(fd).unwrap();
+        let ticket = begin(Some(fd)).unwrap();
         let outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         // SAFETY: dup2 onto the number this test's client owns.
         assert_eq!(unsafe { libc::dup2(outbound.as_raw_fd(), fd) }, fd);
@@ -119,13 +128,12 @@ mod tests {
 
     #[test]
     fn a_socket_that_is_not_open_is_refused() {
-        assert_eq!(begin(999_999), Err(Errno::EBADF));
+        assert_eq!(begin(Some(999_999)), Err(Errno::EBADF));
     }
 
     #[test]
     fn another_process_s_requests_are_none_of_ours() {
-        let server = TcpListener::bind("127.0.0.1:0").unwrap();
-        let ticket = begin(server.as_raw_fd()).unwrap();
+        let ticket = begin(None).unwrap();
         assert_eq!(of(this_process() + 1), (0, Vec::new()));
         end(ticket);
     }

@@ -42,7 +42,7 @@ pub struct Kit {
 }
 
 /// Read by the child's pass inside fork; see `fork_lock`.
-static KIT: ForkLock<Kit> = ForkLock::new(Kit::EMPTY, || Kit::EMPTY);
+pub(crate) static KIT: ForkLock<Kit> = ForkLock::new(Kit::EMPTY);
 
 impl Kit {
     const EMPTY: Kit = Kit {

@@ -24,7 +24,7 @@ pub struct Ledger {
 }
 
 /// Written by the fork handlers inside fork; see `fork_lock`.
-static LEDGER: ForkLock<Ledger> = ForkLock::new(Ledger::new(0), || Ledger::new(0));
+pub(crate) static LEDGER: ForkLock<Ledger> = ForkLock::new(Ledger::new(0));
 
 /// This process's ledger.
 pub fn ledger() -> Guard<'static, Ledger> {

@@ -5,10 +5,10 @@
 //! disarms it after. A fork nobody armed for (from C, or from a thread the
 //! plan is not for) gets the plan for forks nobody planned.
 
+use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use crate::fork_lock::ForkLock;
 use crate::pid::this_process;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,28 +27,35 @@ pub enum Plan {
 
 struct Armed {
     pid: libc::pid_t,
-    thread: libc::pthread_t,
     plan: Plan,
 }
 
-static ARMED: ForkLock<Option<Armed>> = ForkLock::new(None, || None);
+thread_local! {
+    /// The plans armed on this thread, innermost last. The fork handlers
+    /// run on the forking thread, so a child reads the plan of the thread
+    /// that forked it, whatever other threads armed meanwhile (Ruby may
+    /// switch threads between the arming and the fork: a flush of stdout,
+    /// another library's _fork hook). A child's one thread is a copy of
+    /// the forking one, with its thread-locals.
+    static ARMED: RefCell<Vec<Armed>> = const { RefCell::new(Vec::new()) };
+}
 /// Whether forks nobody planned make a pass (the fork hook is on).
 static PASS_UNPLANNED: AtomicBool = AtomicBool::new(false);
 /// The process that serves requests: all its forks are app code.
 static SERVING: AtomicI32 = AtomicI32::new(0);
 
-/// For the forks the calling thread makes until `disarm`.
+/// For the forks the calling thread makes until the matching `disarm`.
 pub fn arm(plan: Plan) {
-    *ARMED.lock() = Some(Armed {
-        pid: this_process(),
-        // SAFETY: pthread_self has no arguments and cannot fail.
-        thread: unsafe { libc::pthread_self() },
-        plan,
+    ARMED.with(|armed| {
+        armed.borrow_mut().push(Armed {
+            pid: this_process(),
+            plan,
+        })
     });
 }
 
 pub fn disarm() {
-    *ARMED.lock() = None;
+    ARMED.with(|armed| armed.borrow_mut().pop());
 }
 
 pub fn pass_unplanned(on: bool) {
@@ -61,20 +68,17 @@ pub fn serving() {
     SERVING.store(this_process(), Ordering::Relaxed);
 }
 
-/// In a child, inside fork: the plan its parent armed for this thread, if
-/// any. A NoPass plan is made the child's own, for its forks.
+/// In a child, inside fork: the plan its parent armed on the forking
+/// thread, if any. A NoPass plan is made the child's own, for its forks.
 pub fn armed_for_child(parent: libc::pid_t) -> Option<Plan> {
-    let mut armed = ARMED.lock();
-    // SAFETY: pthread_self has no arguments and cannot fail. The child's
-    // one thread is a copy of the forking thread, with the same id.
-    let thread = unsafe { libc::pthread_self() };
-    let ours = armed
-        .as_mut()
-        .filter(|a| a.pid == parent && a.thread == thread)?;
-    if ours.plan == Plan::NoPass {
-        ours.pid = this_process();
-    }
-    Some(ours.plan.clone())
+    ARMED.with(|armed| {
+        let mut armed = armed.borrow_mut();
+        let ours = armed.last_mut().filter(|a| a.pid == parent)?;
+        if ours.plan == Plan::NoPass {
+            ours.pid = this_process();
+        }
+        Some(ours.plan.clone())
+    })
 }
 
 /// In a child, for a fork nobody planned: None when such forks make no
@@ -112,6 +116,10 @@ mod tests {
         assert_eq!(armed_for_child(me), None);
 
         arm(Plan::NoPass);
+        assert_eq!(armed_for_child(me), Some(Plan::NoPass));
+        arm(keep.clone()); // nested: the innermost counts, then the outer again
+        assert_eq!(armed_for_child(me), Some(keep.clone()));
+        disarm();
         assert_eq!(armed_for_child(me), Some(Plan::NoPass));
         disarm();
 

@@ -169,10 +169,13 @@ fn serving() -> Result<bool, Error> {
     })
 }
 
-/// ForkSafe::Native.request_begin(fd) -> ticket: a request in flight, on
-/// that socket.
-fn request_begin(ruby: &Ruby, fd: RawFd) -> Result<in_flight::Ticket, Error> {
-    guard(|| in_flight::begin(fd).map_err(|e| errno_error(ruby, "register", "socket", fd, e)))
+/// ForkSafe::Native.request_begin(fd or nil) -> ticket: a request in
+/// flight, on that socket if it has one.
+fn request_begin(ruby: &Ruby, fd: Option<RawFd>) -> Result<in_flight::Ticket, Error> {
+    guard(|| {
+        in_flight::begin(fd)
+            .map_err(|e| errno_error(ruby, "register", "socket", fd.unwrap_or(-1), e))
+    })
 }
 
 fn request_end(ticket: in_flight::Ticket) -> Result<bool, Error> {

@@ -21,7 +21,7 @@ module ForkSafe
       # See ForkSafe.request. The socket is registered natively as the file
       # it is, for the pass of any fork while the request is in flight.
       def request(socket, &)
-        ticket = Native.request_begin(Descriptors.socket(socket, "socket")) if socket
+        ticket = Native.request_begin(socket && Descriptors.socket(socket, "socket"))
         Marks.current.marked(:request, &)
       ensure
         Native.request_end(ticket) if ticket

@@ -51,11 +51,20 @@ module ForkSafe
   end
 
   # IO.popen("-") is a fork of Ruby, through _fork; any other command execs.
+  # Only the making of the process goes without a pass, not the block: a
+  # fork the block makes is the app's.
   module PopenHook
-    def popen(*args, **, &)
+    def popen(*args, **options, &block)
       return super if args.find { |arg| !arg.is_a?(Hash) } == "-"
 
-      ChildPolicy.without_pass { super }
+      io = ChildPolicy.without_pass { super(*args, **options, &nil) }
+      return io unless block
+
+      begin
+        yield io
+      ensure
+        io.close unless io.closed?
+      end
     end
   end
 end
