@@ -1,9 +1,17 @@
 # frozen_string_literal: true
 
+require "open3"
+
 RSpec.describe "ForkSafe.fork" do
   def wait_status(pid)
     children.delete(pid)
     Process.wait2(pid).last
+  end
+
+  it "works in a process that never required socket" do
+    out, status = Open3.capture2e(RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-runicorn/forksafe",
+                                  "-e", "Process.wait(ForkSafe.fork { exit!(3) }); p $?.exitstatus")
+    expect([out, status.success?]).to eq(["3\n", true])
   end
 
   it "keeps Process.fork's contract: pid in the parent, the block's exit status" do

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "socket"
+
 module ForkSafe
   # Turns what a caller gives for a socket (an IO, an object whose to_io is
   # one, or an Integer fd) into an fd, once, before anything crosses into
