@@ -86,13 +86,12 @@ module ForkSafe
         [NO_FDS, release_listeners?]
       end
 
-      # In a child, once: a warning if its pass did not go as planned, and
-      # the pass in debug mode.
+      # In a child: a warning if its pass did not go as planned, and the
+      # pass in debug mode. Each fork path reaches this once in its child.
       def log_own_pass
         debug = ForkSafe.config.debug
-        return if @logged == Process.pid || !(debug || Native.pass_has_trouble?)
+        return unless debug || Native.pass_has_trouble?
 
-        @logged = Process.pid
         log_report(Native.last_pass, debug)
       rescue StandardError => e
         ForkSafe.config.logger.warn("forksafe: process #{Process.pid}, after fork: #{e.class}: #{e.message}")
