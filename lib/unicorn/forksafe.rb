@@ -3,7 +3,8 @@
 # require "unicorn/forksafe": the native core, the policy, the fork hook that
 # applies it to every fork, the unicorn, puma and pitchfork integrations
 # (installed when those servers load, before or after this file) and
-# ForkSafe::Rack for other servers. require "unicorn/forksafe/fork" instead
+# ForkSafe::Rack for other servers, and a Railtie once Rails is loaded
+# (config.forksafe, Rails.logger). require "unicorn/forksafe/fork" instead
 # for ForkSafe.fork alone: no hook, no integration.
 require_relative "forksafe/core"
 require_relative "forksafe/fork"
@@ -12,3 +13,4 @@ require_relative "forksafe/integrations/unicorn"
 require_relative "forksafe/integrations/puma"
 require_relative "forksafe/integrations/pitchfork"
 require_relative "forksafe/integrations/rack"
+require_relative "forksafe/integrations/rails"

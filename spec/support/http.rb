@@ -14,10 +14,12 @@ module Support
     CURL_SUMMARY = "\n%{http_code} %{time_total}" # rubocop:disable Style/FormatStringToken (curl's, not Ruby's)
 
     # Sends a request and reads until EOF. Returns [seconds to EOF, response],
-    # seconds nil if no EOF came within `limit`.
-    def http_get(port, path, limit: 15)
+    # seconds nil if no EOF came within `limit`. headers: more of them, as a
+    # proxy in front adds (X-Forwarded-Proto).
+    def http_get(port, path, limit: 15, headers: {})
       socket = track(TCPSocket.new("127.0.0.1", port))
-      socket.write("GET #{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")
+      more = headers.map { |name, value| "#{name}: #{value}\r\n" }.join
+      socket.write("GET #{path} HTTP/1.0\r\nHost: localhost\r\n#{more}\r\n")
       read_until_eof(socket, limit)
     end
 

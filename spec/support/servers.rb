@@ -131,11 +131,12 @@ module Support
     end
 
     # address: a TCP port on 127.0.0.1, or a Unix socket path. command: a
-    # Ruby script and its arguments, or program: any executable.
-    def start_server(dir, address, gem:, command:, env: {}, program: [RbConfig.ruby, *command])
+    # Ruby script and its arguments, or program: any executable. lib: the
+    # gem's lib directory on the load path (nil: the gem comes installed).
+    def start_server(dir, address, gem:, command:, env: {}, program: [RbConfig.ruby, *command], lib: LIB)
       log = File.join(dir, "server.log")
       env = env.merge("FORKSAFE_GEM" => gem ? "1" : "0",
-                      "RUBYLIB" => [LIB, ENV.fetch("RUBYLIB", nil)].compact.join(":"))
+                      "RUBYLIB" => [lib, ENV.fetch("RUBYLIB", nil)].compact.join(":"))
       pid = Process.spawn(env, *program, pgroup: true, chdir: dir, out: log, err: log, in: File::NULL)
       server = Server.new(pid:, dir:, log:, **(address.is_a?(Integer) ? { port: address } : { socket: address }))
       servers << server

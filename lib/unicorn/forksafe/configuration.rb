@@ -5,24 +5,29 @@ require "logger"
 module ForkSafe
   # Settings read at fork time, so they can change at any moment.
   class Configuration
+    # What a user sets (ForkSafe.configure, or config.forksafe in Rails).
+    SETTINGS = %i[fork_hook debug logger].freeze
+
     # false: the Process._fork hook does nothing (ForkSafe.fork still works).
     attr_reader :fork_hook
     # Logs one line per child pass (FORKSAFE_DEBUG=1, true, yes or on sets
     # it too; 0, false, no, off or nothing leaves it off).
     attr_reader :debug
-    # Where debug lines and warnings go. Unset, the server's logger (which
-    # the integrations give as server_logger), else $stderr.
-    attr_accessor :server_logger
+    # Where debug lines and warnings go when no logger is set: the app's
+    # (Rails.logger, which the Railtie gives), else the server's (which the
+    # integrations give), else $stderr.
+    attr_accessor :app_logger, :server_logger
 
     def initialize
       @fork_hook = true
       @debug = %w[1 true yes on].include?(ENV.fetch("FORKSAFE_DEBUG", "").strip.downcase)
       @logger = nil
+      @app_logger = nil
       @server_logger = nil
     end
 
     def logger
-      @logger || @server_logger || (@stderr_logger ||= Logger.new($stderr))
+      @logger || @app_logger || @server_logger || (@stderr_logger ||= Logger.new($stderr))
     end
 
     def fork_hook=(value)

@@ -1,0 +1,102 @@
+# frozen_string_literal: true
+
+require "fileutils"
+require "rbconfig"
+require "tmpdir"
+require "unicorn/forksafe/version"
+require_relative "servers"
+
+module Support
+  # A minimal Rails app in production mode, as a user has it
+  # (spec/fixtures/rails_app): its own Gemfile and bundle, resolved offline
+  # from the installed gems; the gem installed from the platform .gem that
+  # `rake native gem` builds, not this checkout's lib; served by
+  # `bundle exec unicorn` or `bundle exec puma`. Its routes fork while a
+  # request is in the app, each child living `life` seconds:
+  #   /fork              Kernel#fork in the request
+  #   /thread_fork       Kernel#fork from a Thread.new
+  #   /popen             IO.popen("-")
+  #   /raise_after_fork  forks, then raises: Rails' own 500
+  #   /middleware_raise  a middleware in front of Rails forks and raises:
+  #                      the server's own error path answers
+  # With the gem, config.forksafe.debug is on.
+  module RailsApp
+    include Servers
+
+    ROOT = File.expand_path("../..", __dir__)
+    FIXTURE = File.join(ROOT, "spec/fixtures/rails_app")
+    # What the proxy in front says: production forces SSL (Rails 7.2's
+    # default, set here on every version).
+    PROXY_HEADERS = { "X-Forwarded-Proto" => "https" }.freeze
+
+    # The platform gem for this Ruby: bin/test builds it (rake native gem)
+    # before RSpec runs.
+    def self.platform_gem
+      path = File.join(ROOT, "pkg", "unicorn-forksafe-#{ForkSafe::VERSION}-#{Gem::Platform.local}.gem")
+      File.exist?(path) or raise "no #{path}: build it with `bundle exec rake native gem`"
+      path
+    end
+
+    # Copies the app into a new directory, installs the gem (gem: true) into
+    # a GEM_HOME of its own there and resolves the app's bundle. Returns the
+    # directory: a template that each server start copies.
+    def self.generate(gem:)
+      dir = Dir.mktmpdir("forksafe-rails")
+      FileUtils.cp_r("#{FIXTURE}/.", dir)
+      File.write(File.join(dir, "Gemfile"), gemfile(gem:))
+      run(dir, "gem", "install", "--local", "--no-document", "--install-dir", "gems", platform_gem) if gem
+      run(dir, "bundle", "install", "--local", "--quiet")
+      dir
+    end
+
+    def self.gemfile(gem:)
+      <<~GEMFILE
+        source "https://rubygems.org"
+        gem "actionpack"
+        gem "puma"
+        gem "railties"
+        gem "unicorn"
+        #{'gem "unicorn-forksafe", require: "unicorn/forksafe"' if gem}
+      GEMFILE
+    end
+
+    def self.run(dir, *command)
+      out = IO.popen(environment(dir), command, chdir: dir, err: %i[child out], &:read)
+      raise "#{command.join(" ")} failed in the Rails app:\n#{out}" unless Process.last_status.success?
+    end
+
+    # The app's own bundle, not this project's (whose RSpec runs under
+    # bundle exec), with the gems installed for it first on the gem path.
+    def self.environment(dir)
+      { "BUNDLE_GEMFILE" => File.join(dir, "Gemfile"), "RUBYOPT" => nil, "BUNDLE_BIN_PATH" => nil,
+        "BUNDLE_LOCKFILE" => nil, "GEM_HOME" => File.join(dir, "gems"),
+        "GEM_PATH" => [File.join(dir, "gems"), *Gem.default_path].join(File::PATH_SEPARATOR),
+        "RAILS_ENV" => "production", "SECRET_KEY_BASE" => "0" * 128 }
+    end
+
+    # Serves a copy of the template: unicorn with `workers` preloaded
+    # workers, or puma in single mode (workers 0) or cluster mode.
+    def start_rails(template, server, workers:)
+      dir = Dir.mktmpdir("forksafe-e2e")
+      FileUtils.cp_r("#{template}/.", dir)
+      port = free_port
+      start_server(dir, port, gem: File.directory?(File.join(dir, "gems")), command: [], lib: nil,
+                              program: ["bundle", "exec", *server_command(dir, server, workers, port), "config.ru"],
+                              env: RailsApp.environment(dir))
+    end
+
+    # A request through the proxy's headers: [seconds to EOF, response].
+    def rails_get(server, path, life, limit: 15)
+      http_get(server.port, "#{path}?life=#{life}", limit:, headers: PROXY_HEADERS)
+    end
+
+    private
+
+    def server_command(dir, server, workers, port)
+      return %W[puma -e production -t 2:2 -w #{workers} -b tcp://127.0.0.1:#{port}] if server == :puma
+
+      File.write(File.join(dir, "config/unicorn.rb"), "worker_processes #{workers}\npreload_app true\n")
+      %W[unicorn -E production -c config/unicorn.rb -l 127.0.0.1:#{port}]
+    end
+  end
+end
