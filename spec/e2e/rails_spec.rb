@@ -39,6 +39,13 @@ RSpec.describe "a Rails app whose requests fork", :e2e do
     :port_held
   end
 
+  it "runs the gem installed from its platform .gem, not this checkout" do
+    lock = File.read(File.join(@templates[true], "Gemfile.lock"))
+    expect(lock).to include("unicorn-forksafe (#{ForkSafe::VERSION}-#{Gem::Platform.local})")
+    expect(Dir[File.join(@templates[true], "gems/gems/unicorn-forksafe-*/lib/unicorn/forksafe/*/forksafe_native.so")])
+      .not_to be_empty
+  end
+
   servers.each do |name, (kind, workers, graceful_stop)|
     context "on #{name}" do
       define_method(:start) { |gem:| start_rails(@templates.fetch(gem), kind, workers:) }
