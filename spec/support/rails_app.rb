@@ -44,8 +44,8 @@ module Support
       dir = Dir.mktmpdir("forksafe-rails")
       FileUtils.cp_r("#{FIXTURE}/.", dir)
       File.write(File.join(dir, "Gemfile"), gemfile(gem:))
-      run(dir, "gem", "install", "--local", "--no-document", "--install-dir", "gems", platform_gem) if gem
-      run(dir, "bundle", "install", "--local", "--quiet")
+      run(dir, gems(dir), "gem", "install", "--local", "--no-document", "--install-dir", "gems", platform_gem) if gem
+      run(dir, environment(dir), "bundle", "install", "--local", "--quiet")
       dir
     end
 
@@ -60,18 +60,24 @@ module Support
       GEMFILE
     end
 
-    def self.run(dir, *command)
-      out = IO.popen(environment(dir), command, chdir: dir, err: %i[child out], &:read)
+    def self.run(dir, env, *command)
+      out = IO.popen(env, command, chdir: dir, err: %i[child out], &:read)
       raise "#{command.join(" ")} failed in the Rails app:\n#{out}" unless Process.last_status.success?
     end
 
     # The app's own bundle, not this project's (whose RSpec runs under
-    # bundle exec), with the gems installed for it first on the gem path.
+    # bundle exec).
     def self.environment(dir)
-      { "BUNDLE_GEMFILE" => File.join(dir, "Gemfile"), "RUBYOPT" => nil, "BUNDLE_BIN_PATH" => nil,
-        "BUNDLE_LOCKFILE" => nil, "GEM_HOME" => File.join(dir, "gems"),
-        "GEM_PATH" => [File.join(dir, "gems"), *Gem.default_path].join(File::PATH_SEPARATOR),
-        "RAILS_ENV" => "production", "SECRET_KEY_BASE" => "0" * 128 }
+      gems(dir).merge("BUNDLE_GEMFILE" => File.join(dir, "Gemfile"), "RAILS_ENV" => "production",
+                      "SECRET_KEY_BASE" => "0" * 128)
+    end
+
+    # No bundle at all (bundle exec's variables gone), the gems installed
+    # for the app first on the gem path.
+    def self.gems(dir)
+      ENV.keys.grep(/\ABUNDLER?_|\ARUBYOPT\z/).to_h { |name| [name, nil] }
+         .merge("GEM_HOME" => File.join(dir, "gems"),
+                "GEM_PATH" => [File.join(dir, "gems"), *Gem.default_path].join(File::PATH_SEPARATOR))
     end
 
     # Serves a copy of the template: unicorn with `workers` preloaded
@@ -80,9 +86,14 @@ module Support
       dir = Dir.mktmpdir("forksafe-e2e")
       FileUtils.cp_r("#{template}/.", dir)
       port = free_port
-      start_server(dir, port, gem: File.directory?(File.join(dir, "gems")), command: [], lib: nil,
-                              program: ["bundle", "exec", *server_command(dir, server, workers, port), "config.ru"],
-                              env: RailsApp.environment(dir))
+      started = start_server(dir, port, gem: File.directory?(File.join(dir, "gems")), command: [], lib: nil,
+                                        program: ["bundle", "exec", *server_command(dir, server, workers, port),
+                                                  "config.ru"], env: RailsApp.environment(dir))
+      # Puma's master listens before its workers boot; a worker that gets
+      # TERM while it boots can hang in its shutdown (puma 6.6 on Ruby 3.3,
+      # with or without the gem).
+      wait_for_log(started, /booted/, workers) if server == :puma && workers.positive?
+      started
     end
 
     # A request through the proxy's headers: [seconds to EOF, response].
