@@ -6,7 +6,7 @@
 #
 # Make variables: CARGO (default cargo), CARGO_TARGET_DIR (default ./target,
 # removed again by `make install`, so an installed gem keeps no build output),
-# CARGO_PROFILE (default release).
+# CARGO_PROFILE (default release), RUBY (the Ruby running this script).
 
 require "rbconfig"
 require "shellwords"
@@ -27,6 +27,11 @@ File.write("Makefile", <<~MAKE)
   CARGO ?= cargo
   CARGO_TARGET_DIR ?= #{target_dir.shellescape}
   CARGO_PROFILE ?= release
+  # rb-sys's build script reads RbConfig (headers, ABI, libruby) from $RUBY,
+  # else from the first `ruby` on PATH, which under rbenv, asdf or a second
+  # Ruby need not be the one this extension is for. Not taken from the
+  # environment: only `make RUBY=...` overrides it.
+  RUBY = #{RbConfig.ruby.shellescape}
   PROFILE_DIR = $(if $(filter dev,$(CARGO_PROFILE)),debug,$(CARGO_PROFILE))
   DESTDIR ?=
   # mkmf's convention, which RubyGems and rake-compiler both drive.
@@ -39,7 +44,7 @@ File.write("Makefile", <<~MAKE)
 
   # cargo knows what changed; make always asks it.
   $(DLLIB): FORCE
-  \t$(CARGO) rustc --manifest-path #{manifest.shellescape} --lib --locked \\
+  \tRUBY="$(RUBY)" $(CARGO) rustc --manifest-path #{manifest.shellescape} --lib --locked \\
   \t\t--profile $(CARGO_PROFILE) --target-dir "$(CARGO_TARGET_DIR)" -- #{link_args}
   \tcp "$(CARGO_TARGET_DIR)/$(PROFILE_DIR)/#{cdylib}" $@
 
