@@ -31,12 +31,7 @@ RSpec.describe "a Rails app whose requests fork", :e2e do
   # the gem the child holds the connection too: what came in two seconds is
   # the response.
   def port_after_stop(server, signal, path)
-    expect(rails_get(server, path, 8, limit: 2).last).to include("forked")
-    stop_server(server, signal)
-    TCPServer.new("127.0.0.1", server.port).close
-    :port_free
-  rescue Errno::EADDRINUSE
-    :port_held
+    orphan_after_stop(server, signal) { rails_get(server, path, 8, limit: 2).last }
   end
 
   it "runs the gem installed from its platform .gem, not this checkout" do

@@ -85,16 +85,6 @@ RSpec.shared_examples "a server whose app forks" do |graceful_stop:, features:|
     expect(fork_during_graceful_stop(start(gem: false), graceful_stop)).to include("LEAKED")
   end
 
-  # An orphan: the app's child still lives when the server has stopped.
-  def orphan_after_stop(server, signal)
-    expect(yield(server)).to include("forked")
-    stop_server(server, signal)
-    TCPServer.new("127.0.0.1", server.port).close
-    :port_free
-  rescue Errno::EADDRINUSE
-    :port_held
-  end
-
   # Two requests sent at once on one connection: puma serves the second
   # from its buffer, in the same process_client call as the first.
   def pipelined(server, first, second)

@@ -27,11 +27,33 @@ module Support
     end
   end
 
+  # A server's graceful stop, and what it leaves behind.
+  module Stops
+    # Sends a signal to the server's master and waits until it has exited.
+    def stop_server(server, signal = :QUIT, limit: 20)
+      Process.kill(signal, server.pid)
+      Timeout.timeout(limit) { Process.wait(server.pid) }
+    end
+
+    # Whether the port binds once the server has stopped, while an orphan
+    # (forked by the request the block makes) still lives.
+    def orphan_after_stop(server, signal)
+      raise "the request forked no child" unless yield(server).include?("forked")
+
+      stop_server(server, signal)
+      TCPServer.new("127.0.0.1", server.port).close
+      :port_free
+    rescue Errno::EADDRINUSE
+      :port_held
+    end
+  end
+
   # Real unicorn, puma and WEBrick processes serving spec/fixtures/forking_app.ru
   # on loopback. Each runs in its own process group, so cleanup also kills
   # the children the app forked.
   module Servers
     include Http
+    include Stops
     include Tls
 
     APP = File.expand_path("../fixtures/forking_app.ru", __dir__)
@@ -87,12 +109,6 @@ module Support
 
     def servers
       @servers ||= []
-    end
-
-    # Sends a signal to the server's master and waits until it has exited.
-    def stop_server(server, signal = :QUIT, limit: 20)
-      Process.kill(signal, server.pid)
-      Timeout.timeout(limit) { Process.wait(server.pid) }
     end
 
     # Waits until the server's log has `count` lines matching `pattern`;
