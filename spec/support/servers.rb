@@ -22,8 +22,11 @@ module Support
         #{config}
       CONFIG
       port = free_port
-      start_server(dir, port, gem:, env:, command: [executable("pitchfork"), "-E", "production",
-                                                    "-c", config, "-l", "127.0.0.1:#{port}", Servers::APP])
+      # Pitchfork's promotion lock files go to TMPDIR: the server's
+      # directory, removed with it.
+      start_server(dir, port, gem:, env: { "TMPDIR" => dir, **env },
+                              command: [executable("pitchfork"), "-E", "production", "-c", config,
+                                        "-l", "127.0.0.1:#{port}", Servers::APP])
     end
   end
 
