@@ -92,6 +92,7 @@ RSpec.describe ForkSafe::Integrations do
   # is defined, its classes never are.
   it "traces no class body once the process serves, nor waits for a server it does not run" do
     out = fresh_ruby(<<~RUBY, requires: ["unicorn"])
+      Gem.loaded_specs.delete("railties") # a bundle without Rails
       module Puma; end
       before = traces
       ForkSafe::Integrations.serving { Logger.new(nil) }
@@ -105,6 +106,18 @@ RSpec.describe ForkSafe::Integrations do
          Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving)]
     RUBY
     expect(out).to eq("[true, 1, 0, 0, false]\n")
+  end
+
+  # Unicorn without preload_app serves before it loads the app, and Rails.
+  it "waits past serving for Rails in a bundle that has it, until Rails is loaded" do
+    out = fresh_ruby(<<~RUBY, requires: ["unicorn"])
+      ForkSafe::Integrations.serving { Logger.new(nil) }
+      serving = [traces, defined?(ForkSafe::Railtie)]
+      require "rails"
+      p [*serving, traces, defined?(ForkSafe::Railtie)]
+    RUBY
+    waiting = Module.private_method_defined?(:const_added) ? 0 : 1 # Ruby 3.2+ traces once Rails is defined
+    expect(out).to eq("[#{waiting}, nil, 0, \"constant\"]\n")
   end
 
   # Defined where Module#const_added exists (Ruby >= 3.2: bin/compat's

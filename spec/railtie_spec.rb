@@ -46,6 +46,17 @@ RSpec.describe "ForkSafe in a Rails app" do
     expect(out).to eq(":mine\n")
   end
 
+  it "takes the last setting written, from an initializer too, and follows Rails.logger when it is replaced" do
+    out, = rails_app("config.forksafe.debug = true", <<~RUBY)
+      Rails.application.config.forksafe.debug = false # as an initializer would
+      Rails.logger = Logger.new($stdout, progname: :later)
+      p [ForkSafe.config.debug, ForkSafe.config.logger.progname]
+      Rails.application.config.forksafe.dbug = true
+    RUBY
+    expect(out).to start_with("[false, :later]\n")
+    expect(out).to include("config.forksafe.dbug: no such setting")
+  end
+
   it "is there when the gem was required before Rails (RUBYOPT, a server's config file)" do
     script = "p [ForkSafe.config.debug, ForkSafe.config.logger.equal?(Rails.logger)]"
     out, = rails_app("config.forksafe.debug = true", script, before: 'require "unicorn/forksafe"')

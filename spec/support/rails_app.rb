@@ -29,11 +29,13 @@ module Support
     # default, set here on every version).
     PROXY_HEADERS = { "X-Forwarded-Proto" => "https" }.freeze
 
-    # The platform gem for this Ruby: bin/test builds it (rake native gem)
-    # before RSpec runs.
+    # The platform gem for this Ruby, as fresh as lib/: rake test builds it
+    # (rake platform_gem) before RSpec runs.
     def self.platform_gem
       path = File.join(ROOT, "pkg", "unicorn-forksafe-#{ForkSafe::VERSION}-#{Gem::Platform.local}.gem")
-      File.exist?(path) or raise "no #{path}: build it with `bundle exec rake native gem`"
+      File.exist?(path) or raise "no #{path}: build it with `bundle exec rake platform_gem`"
+      newer = Dir[File.join(ROOT, "lib/**/*.rb")].select { |file| File.mtime(file) > File.mtime(path) }
+      newer.empty? or raise "#{path} is older than #{newer.first}: rebuild it with `bundle exec rake platform_gem`"
       path
     end
 
@@ -80,20 +82,33 @@ module Support
                 "GEM_PATH" => [File.join(dir, "gems"), *Gem.default_path].join(File::PATH_SEPARATOR))
     end
 
-    # Serves a copy of the template: unicorn with `workers` preloaded
-    # workers, or puma in single mode (workers 0) or cluster mode.
-    def start_rails(template, server, workers:)
+    # Serves a copy of the template: unicorn with `workers` workers, which
+    # load the app first in the master (preload_app, the default here) or
+    # each in itself, after more lines of unicorn.rb (`unicorn_config`);
+    # or puma in single mode (workers 0) or cluster mode.
+    def start_rails(template, server, workers:, preload: true, unicorn_config: "")
       dir = Dir.mktmpdir("forksafe-e2e")
       FileUtils.cp_r("#{template}/.", dir)
+      File.write(File.join(dir, "config/unicorn.rb"),
+                 "worker_processes #{workers}\npreload_app #{preload}\n#{unicorn_config}\n")
       port = free_port
       started = start_server(dir, port, gem: File.directory?(File.join(dir, "gems")), command: [], lib: nil,
-                                        program: ["bundle", "exec", *server_command(dir, server, workers, port),
+                                        program: ["bundle", "exec", *server_command(server, workers, port),
                                                   "config.ru"], env: RailsApp.environment(dir))
       # Puma's master listens before its workers boot; a worker that gets
       # TERM while it boots can hang in its shutdown (puma 6.6 on Ruby 3.3,
       # with or without the gem).
       wait_for_log(started, /booted/, workers) if server == :puma && workers.positive?
       started
+    end
+
+    # The native libraries the server's processes have mapped.
+    def native_libraries(server)
+      Dir["/proc/[0-9]*"].select { |proc| process_group(proc) == server.pid }.flat_map do |proc|
+        File.readlines("#{proc}/maps").filter_map { |line| line[%r{/\S*forksafe_native\.so}] }
+      rescue Errno::ENOENT, Errno::ESRCH # gone meanwhile
+        []
+      end.uniq
     end
 
     # A request through the proxy's headers: [seconds to EOF, response].
@@ -103,11 +118,16 @@ module Support
 
     private
 
-    def server_command(dir, server, workers, port)
+    def server_command(server, workers, port)
       return %W[puma -e production -t 2:2 -w #{workers} -b tcp://127.0.0.1:#{port}] if server == :puma
 
-      File.write(File.join(dir, "config/unicorn.rb"), "worker_processes #{workers}\npreload_app true\n")
       %W[unicorn -E production -c config/unicorn.rb -l 127.0.0.1:#{port}]
+    end
+
+    def process_group(proc)
+      File.read("#{proc}/stat").split(") ").last.split[2].to_i
+    rescue Errno::ENOENT, Errno::ESRCH
+      nil
     end
   end
 end

@@ -14,8 +14,8 @@ module ForkSafe
     # it too; 0, false, no, off or nothing leaves it off).
     attr_reader :debug
     # Where debug lines and warnings go when no logger is set: the app's
-    # (Rails.logger, which the Railtie gives), else the server's (which the
-    # integrations give), else $stderr.
+    # (Rails.logger: the Railtie gives something whose call returns it),
+    # else the server's (which the integrations give), else $stderr.
     attr_accessor :app_logger, :server_logger
 
     def initialize
@@ -27,7 +27,7 @@ module ForkSafe
     end
 
     def logger
-      @logger || @app_logger || @server_logger || (@stderr_logger ||= Logger.new($stderr))
+      @logger || @app_logger&.call || @server_logger || (@stderr_logger ||= Logger.new($stderr))
     end
 
     def fork_hook=(value)

@@ -21,7 +21,9 @@ module ForkSafe
   # end: while the top-level namespace of a class it waits for is defined
   # (Puma for Puma::Server; Ruby 3.1, which cannot tell when one appears,
   # traces from the start), and never once the process serves, by when the
-  # server's classes are all loaded: under unicorn, puma's never are.
+  # server's classes are all loaded: under unicorn, puma's never are. (The
+  # Railtie alone, in a bundle that has Rails, is waited for until Rails
+  # loads: a server may load the app after it starts serving.)
   module Integrations
     @pending = Hash.new { |pending, name| pending[name] = [] } # class name => [[hooks, server]]
     @trace = TracePoint.new(:end) { |tp| body_ended(tp.self) }
@@ -51,7 +53,8 @@ module ForkSafe
       # server's.
       def install(name, *hooks, server:)
         target = resolve(name)
-        return if (target && prepended?(target, hooks)) || @served # see stop_waiting
+        return if target && prepended?(target, hooks)
+        return if @served && !waits_past_serving?(hooks) # see stop_waiting
 
         @pending[name] << [hooks, server]
         trace_while_useful
@@ -100,7 +103,7 @@ module ForkSafe
 
       # On, while a class waited for may still end a body (see above).
       def trace_while_useful
-        useful = !@served && @pending.each_key.any? { |name| !CONST_ADDED || namespace?(name) }
+        useful = @pending.each_key.any? { |name| !CONST_ADDED || namespace?(name) }
         if !useful
           @trace.disable
         elsif !@trace.enabled? # Ruby 3.1 would add it again: it would run twice
@@ -118,12 +121,18 @@ module ForkSafe
       # loaded class waits for a method this version does not have, and is
       # said; one waiting for a class not loaded waits for a server this
       # process does not run. Nothing waits, nor traces, from here on, in
-      # this process or its forks.
+      # this process or its forks, but a hook that says it waits past
+      # serving (the Railtie: unicorn without preload_app loads the app
+      # after its worker starts serving).
       def stop_waiting
         @served = true
         report_missing
-        @pending.clear
+        @pending.select! { |_, waiting| waiting.any? { |hooks, _| waits_past_serving?(hooks) } }
         trace_while_useful
+      end
+
+      def waits_past_serving?(hooks)
+        hooks.first.respond_to?(:waits_past_serving?) && hooks.first.waits_past_serving?
       end
 
       def report_missing

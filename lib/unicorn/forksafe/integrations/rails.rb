@@ -24,6 +24,13 @@ module ForkSafe
           super
           require_relative "../railtie"
         end
+
+        # A server may serve before it loads the app (unicorn without
+        # preload_app), and so Rails: in a bundle that has Rails, the
+        # Railtie is still waited for then.
+        def self.waits_past_serving?
+          Gem.loaded_specs.key?("railties")
+        end
       end
     end
 
