@@ -60,7 +60,7 @@ RSpec.describe "loading the native extension" do
   it "without either, says what is missing, where it looked and that gem pristine builds it" do
     expect(require_copy).to eq(<<~TEXT)
       LoadError: unicorn-forksafe: its native extension for Ruby #{RUBY_VERSION} is missing: no #{library} in #{versioned_dir} nor in #{plain_dir}.
-      Build it with: gem pristine unicorn-forksafe
+      Build it with: gem pristine unicorn-forksafe (in a bundle: bundle pristine unicorn-forksafe)
       (cannot load such file -- #{versioned_dir}/forksafe_native; cannot load such file -- #{plain_dir}/forksafe_native)
     TEXT
   end

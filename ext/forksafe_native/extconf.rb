@@ -23,19 +23,20 @@ target_dir = ENV.fetch("CARGO_TARGET_DIR", "")
 own_target = target_dir.empty?
 target_dir = File.join(Dir.pwd, "target") if own_target
 
+# Paths go in as they are: every use of them below is in double quotes.
 File.write("Makefile", <<~MAKE)
   CARGO ?= cargo
-  CARGO_TARGET_DIR ?= #{target_dir.shellescape}
+  CARGO_TARGET_DIR ?= #{target_dir}
   CARGO_PROFILE ?= release
   # rb-sys's build script reads RbConfig (headers, ABI, libruby) from $RUBY,
   # else from the first `ruby` on PATH, which under rbenv, asdf or a second
   # Ruby need not be the one this extension is for. Not taken from the
   # environment: only `make RUBY=...` overrides it.
-  RUBY = #{RbConfig.ruby.shellescape}
+  RUBY = #{RbConfig.ruby}
   PROFILE_DIR = $(if $(filter dev,$(CARGO_PROFILE)),debug,$(CARGO_PROFILE))
   DESTDIR ?=
   # mkmf's convention, which RubyGems and rake-compiler both drive.
-  sitearchdir = #{RbConfig::CONFIG["sitearchdir"].shellescape}
+  sitearchdir = #{RbConfig::CONFIG["sitearchdir"]}
   target_prefix = /unicorn/forksafe
   RUBYARCHDIR = $(sitearchdir)$(target_prefix)
   DLLIB = #{crate}.#{dlext}

@@ -46,7 +46,7 @@ module ForkSafe
       if File.exist?(File.join(ROOT, "unicorn-forksafe.gemspec"))
         "Build it in #{ROOT} with: bundle exec rake compile"
       else
-        "Build it with: gem pristine unicorn-forksafe"
+        "Build it with: gem pristine unicorn-forksafe (in a bundle: bundle pristine unicorn-forksafe)"
       end
     end
   end
