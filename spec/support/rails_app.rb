@@ -95,10 +95,7 @@ module Support
       started = start_server(dir, port, gem: File.directory?(File.join(dir, "gems")), command: [], lib: nil,
                                         program: ["bundle", "exec", *server_command(server, workers, port),
                                                   "config.ru"], env: RailsApp.environment(dir))
-      # Puma's master listens before its workers boot; a worker that gets
-      # TERM while it boots can hang in its shutdown (puma 6.6 on Ruby 3.3,
-      # with or without the gem).
-      wait_for_log(started, /booted/, workers) if server == :puma && workers.positive?
+      wait_for_workers(started, server, workers)
       started
     end
 
@@ -122,6 +119,18 @@ module Support
       return %W[puma -e production -t 2:2 -w #{workers} -b tcp://127.0.0.1:#{port}] if server == :puma
 
       %W[unicorn -E production -c config/unicorn.rb -l 127.0.0.1:#{port}]
+    end
+
+    # The master listens before its workers have loaded the app (unicorn
+    # without preload_app, puma's cluster): a request then waits for a boot.
+    # And a puma worker that gets TERM while it boots can hang in its
+    # shutdown (puma 6.6 on Ruby 3.3, with or without the gem).
+    def wait_for_workers(server, kind, workers)
+      if kind == :unicorn
+        wait_for_log(server, /worker=\d+ ready/, workers)
+      elsif workers.positive?
+        wait_for_log(server, /booted/, workers)
+      end
     end
 
     def process_group(proc)
