@@ -43,12 +43,16 @@ module Support
     # a GEM_HOME of its own there and resolves the app's bundle. Returns the
     # directory: a template that each server start copies.
     def self.generate(gem:)
+      file = platform_gem if gem
       dir = Dir.mktmpdir("forksafe-rails")
       FileUtils.cp_r("#{FIXTURE}/.", dir)
       File.write(File.join(dir, "Gemfile"), gemfile(gem:))
-      run(dir, gems(dir), "gem", "install", "--local", "--no-document", "--install-dir", "gems", platform_gem) if gem
+      run(dir, gems(dir), "gem", "install", "--local", "--no-document", "--install-dir", "gems", file) if gem
       run(dir, environment(dir), "bundle", "install", "--local", "--quiet")
       dir
+    rescue StandardError
+      FileUtils.rm_rf(dir) if dir # not yet the caller's to remove
+      raise
     end
 
     def self.gemfile(gem:)
