@@ -4,6 +4,7 @@ require "fileutils"
 require "rbconfig"
 require "tmpdir"
 require "unicorn/forksafe/version"
+require_relative "proc_table"
 require_relative "servers"
 
 module Support
@@ -21,6 +22,7 @@ module Support
   #                      the server's own error path answers
   # With the gem, config.forksafe.debug is on.
   module RailsApp
+    include ProcTable
     include Servers
 
     ROOT = File.expand_path("../..", __dir__)
@@ -103,10 +105,10 @@ module Support
       started
     end
 
-    # The native libraries the server's processes have mapped.
+    # The native libraries the server's master and workers have mapped.
     def native_libraries(server)
-      Dir["/proc/[0-9]*"].select { |proc| process_group(proc) == server.pid }.flat_map do |proc|
-        File.readlines("#{proc}/maps").filter_map { |line| line[%r{/\S*forksafe_native\.so}] }
+      family(server.pid).flat_map do |pid|
+        File.readlines("/proc/#{pid}/maps").filter_map { |line| line[%r{/\S*forksafe_native\.so}] }
       rescue Errno::ENOENT, Errno::ESRCH # gone meanwhile
         []
       end.uniq
@@ -135,12 +137,6 @@ module Support
       elsif workers.positive?
         wait_for_log(server, /booted/, workers)
       end
-    end
-
-    def process_group(proc)
-      File.read("#{proc}/stat").split(") ").last.split[2].to_i
-    rescue Errno::ENOENT, Errno::ESRCH
-      nil
     end
   end
 end
