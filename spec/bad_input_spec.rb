@@ -39,11 +39,24 @@ RSpec.describe "bad input to the Ruby API" do
       expect { ForkSafe.server_fork }.to raise_error(ArgumentError, /server_fork: a block is required/)
     end
 
-    it "names a request socket that is not one, and marks nothing" do
+    it "names a request socket that is not one, and marks nothing: a process that knew no server still does not" do
       reader, = track(*IO.pipe)
-      expect { ForkSafe.request("x") { nil } }.to raise_error(TypeError, /socket: expected/)
-      expect { ForkSafe.request(reader) { nil } }.to raise_error(ArgumentError, /socket: #<IO:fd \d+> is not a socket/)
-      expect(ForkSafe::ChildPolicy.plan.last).to be(false)
+      errors = in_child do
+        [-> { ForkSafe.request("x") { nil } }, -> { ForkSafe.request(reader) { nil } },
+         -> { ForkSafe::Native.request_begin(999_999) }].map do |request|
+          request.call
+        rescue TypeError, ArgumentError => e
+          "#{e.class}: #{e.message}"
+        end + [ForkSafe.role]
+      end
+      expect(errors).to match([/TypeError: socket: expected/, /ArgumentError: socket: #<IO:fd \d+> is not a socket/,
+                               /ArgumentError: socket: 999999 is not an open file descriptor/, :unknown])
+    end
+
+    it "names a role that is not one" do
+      expect { ForkSafe::Native.rise_to(:boss) }
+        .to raise_error(ArgumentError, /role: must be :master or :serving, got :boss/)
+      expect { ForkSafe::Native.rise_to("master") }.to raise_error(TypeError)
     end
   end
 

@@ -141,11 +141,13 @@ RSpec.describe "ForkSafe.fork" do
   end
 
   it "gives the child's own forks none of its ForkSafe.fork options" do
+    listener, = tcp_connection
     keeping = ->(&block) { ForkSafe.fork(listeners: :keep, &block) }
-    plans = in_child(via: keeping) do
-      [ForkSafe::ChildPolicy.plan.last, ForkSafe.request { ForkSafe::ChildPolicy.plan.last }]
+    released = in_child(via: keeping) do
+      ForkSafe.serving(nil)
+      in_child { ForkSafe.last_pass[:listeners] }
     end
-    expect(plans).to eq([false, true]) # a fork nobody marked keeps them; a request's releases them
+    expect(released).to eq([listener.fileno]) # not kept, as the call that made the child said
   end
 
   it "reports the child's own pass and counts it in the child" do

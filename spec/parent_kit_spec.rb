@@ -25,6 +25,7 @@ RSpec.describe "the descriptors a parent keeps for its children" do
 
   it "are not trusted once app code has closed them and reused the numbers" do
     kinds = in_child do
+      ForkSafe.serving(nil) # a child of a server's serves nothing until it says so
       # F_DUPFD takes the lowest free number from fd on: fd itself, even
       # where an earlier example left a lower number free.
       null = File.open(File::NULL)

@@ -45,6 +45,7 @@ RSpec.describe "the child's pass inside fork" do
     serve_one(<<~RUBY)
       #{earlier_hook}
       require "unicorn/forksafe" if #{gem}
+      ForkSafe.serving(nil) if #{gem} # a server's process, as a worker is
       pid = fork { sleep 3 }
       $client.close # a plain close: only the child's copy could keep the client
       Process.wait(pid)

@@ -13,6 +13,12 @@ require_relative "support/proc_table"
 require_relative "support/versions"
 require_relative "support/forking_server_examples"
 
+# The suite's process is a server's that serves, as a worker is: its forks
+# are app code. A process the gem knows no server in (:unknown) is made in
+# a child, which starts so (see spec/roles_spec.rb). No logger: the
+# configuration's default stays to be seen.
+ForkSafe.serving(nil)
+
 RSpec.configure do |config|
   config.include Support::Processes
   config.include Support::Sockets

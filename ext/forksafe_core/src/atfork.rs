@@ -9,24 +9,68 @@
 //! armed in advance (see `plan`, `in_flight`).
 
 use std::panic::catch_unwind;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::Once;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
 use crate::in_flight;
 use crate::kit;
 use crate::ledger::{self, ledger, OwnPass};
+use crate::listeners;
 use crate::pass::{child_pass, PassOptions};
 use crate::pid;
-use crate::plan::{self, Plan};
+use crate::plan;
+use crate::role::{self, Role};
 
 static INSTALLED: Once = Once::new();
 /// The pid of the process about to fork, set in it just before: the child
 /// reads its copy. getppid(2) in the child would race with a parent that
 /// exits at once (Process.daemon's first fork), and then name init.
 static FORKING: AtomicI32 = AtomicI32::new(0);
+/// Which locks the prepare handler took, one bit each (see `Lock`).
+static TAKEN: AtomicU8 = AtomicU8::new(0);
+/// How long the prepare handler waits for a lock: far longer than any
+/// section it guards takes another thread, and short enough for a fork
+/// whose own thread holds it (see `before`).
+const PATIENCE: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Copy)]
+enum Lock {
+    InFlight = 1,
+    Kit = 2,
+    Ledger = 4,
+    Listeners = 8,
+}
+
+impl Lock {
+    const ALL: [Lock; 4] = [Lock::InFlight, Lock::Kit, Lock::Ledger, Lock::Listeners];
+
+    fn try_hold(self) -> bool {
+        match self {
+            Lock::InFlight => in_flight::IN_FLIGHT.try_hold(PATIENCE),
+            Lock::Kit => kit::KIT.try_hold(PATIENCE),
+            Lock::Ledger => ledger::LEDGER.try_hold(PATIENCE),
+            Lock::Listeners => listeners::KNOWN.try_hold(PATIENCE),
+        }
+    }
+
+    fn release(self) {
+        match self {
+            Lock::InFlight => in_flight::IN_FLIGHT.release(),
+            Lock::Kit => kit::KIT.release(),
+            Lock::Ledger => ledger::LEDGER.release(),
+            Lock::Listeners => listeners::KNOWN.release(),
+        }
+    }
+
+    /// Taken by the prepare handler of this fork: what it guards is whole,
+    /// and no thread of this process is inside it.
+    fn taken(self) -> bool {
+        TAKEN.load(Ordering::Relaxed) & self as u8 != 0
+    }
+}
 
 /// Registers the handlers, once per process image.
 pub fn install() -> Result<(), Errno> {
@@ -46,26 +90,37 @@ pub fn install() -> Result<(), Errno> {
 
 /// In the parent, on the forking thread: every lock the child will need
 /// is taken, so no other thread is halfway through the data it guards when
-/// the process is copied (see `fork_lock`).
+/// the process is copied (see `fork_lock`). A lock that stays held may be
+/// held by this very thread, interrupted inside this crate by a signal
+/// whose handler forks: it is left alone, and what it guards goes unused
+/// by this fork's handlers (the child falls back to what its role says).
 extern "C" fn before() {
     FORKING.store(pid::this_process(), Ordering::Relaxed);
-    in_flight::IN_FLIGHT.hold();
-    kit::KIT.hold();
-    ledger::LEDGER.hold();
+    let taken = Lock::ALL
+        .iter()
+        .filter(|lock| lock.try_hold())
+        .fold(0, |bits, &lock| bits | lock as u8);
+    TAKEN.store(taken, Ordering::Relaxed);
 }
 
 fn release_locks() {
-    ledger::LEDGER.release();
-    kit::KIT.release();
-    in_flight::IN_FLIGHT.release();
+    Lock::ALL
+        .iter()
+        .filter(|lock| lock.taken())
+        .for_each(|lock| lock.release());
 }
 
-/// The parent counts the fork and mends what it keeps for its children.
+/// The parent counts the fork and, if it is a server's, mends what it
+/// keeps for its children.
 extern "C" fn in_parent() {
     release_locks();
     let _ = catch_unwind(|| {
-        ledger().count_fork();
-        kit::prepare();
+        if Lock::Ledger.taken() {
+            ledger().count_fork();
+        }
+        if Lock::Kit.taken() && role::current() != Role::Unknown {
+            kit::prepare();
+        }
     });
 }
 
@@ -78,25 +133,39 @@ extern "C" fn in_child() {
 fn pass_in_child() {
     pid::forked();
     let parent = FORKING.load(Ordering::Relaxed);
-    let (requests, registered) = in_flight::of(parent);
-    let plan = plan::armed_for_child(parent).or_else(|| plan::unplanned(parent, requests));
-    let Some(Plan::Pass {
-        keep,
-        release_listeners,
-    }) = plan
-    else {
+    let planned = plan::for_fork_of(parent).for_child(role::of(parent));
+    role::set_in_child(planned.role);
+    let Some((keep, release_listeners)) = planned.pass else {
         return;
+    };
+    let registered = if Lock::InFlight.taken() {
+        in_flight::of(parent)
+    } else {
+        Vec::new()
+    };
+    let remembered = if Lock::Listeners.taken() {
+        listeners::of(parent)
+    } else {
+        Vec::new()
+    };
+    let (fd_table_size, dead_end) = if Lock::Kit.taken() {
+        (kit::fd_table_size_of(parent), kit::inherited_dead_end())
+    } else {
+        (None, None)
     };
     let started = Instant::now();
     let report = child_pass(&PassOptions {
         keep: &keep,
         release_listeners,
         registered: &registered,
-        fd_table_size: kit::fd_table_size_of(parent),
-        dead_end: kit::inherited_dead_end(),
+        remembered: &remembered,
+        fd_table_size,
+        dead_end,
     });
-    ledger().record_pass(OwnPass {
-        report,
-        took: started.elapsed(),
-    });
+    if Lock::Ledger.taken() {
+        ledger().record_pass(OwnPass {
+            report,
+            took: started.elapsed(),
+        });
+    }
 }

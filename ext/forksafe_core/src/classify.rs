@@ -2,9 +2,9 @@
 //!
 //! A listener has SO_ACCEPTCONN set. An accepted client is a connected
 //! stream socket whose local address is a listener's (see
-//! `SockAddr::accepted_by`), or one a server integration registered as in
-//! flight; or such a socket whose connection its peer reset, which has no
-//! peer left. Everything else (outbound connections, whose local port is
+//! `SockAddr::accepted_by`), open or remembered (see `listeners`), or one a
+//! server integration registered as in flight; or such a socket whose
+//! connection its peer reset, which has no peer left. Everything else (outbound connections, whose local port is
 //! ephemeral; socketpairs; datagram sockets) is never touched.
 
 use std::os::fd::RawFd;
@@ -61,15 +61,21 @@ pub struct Probe {
 }
 
 /// Every socket the process holds, classified. `registered` fds count as
-/// clients when they are stream sockets connected, or reset by the peer.
-pub fn sockets(registered: &[RawFd]) -> Vec<Socket> {
-    sockets_among(open_fds(), registered)
+/// clients when they are stream sockets connected, or reset by the peer;
+/// `remembered` are the addresses of listeners the process had, which
+/// count as a listener's as an open listener's do.
+pub fn sockets(registered: &[RawFd], remembered: &[SockAddr]) -> Vec<Socket> {
+    sockets_among(open_fds(), registered, remembered)
 }
 
 /// The same, among `fds` only.
-pub fn sockets_among(fds: Vec<RawFd>, registered: &[RawFd]) -> Vec<Socket> {
+pub fn sockets_among(
+    fds: Vec<RawFd>,
+    registered: &[RawFd],
+    remembered: &[SockAddr],
+) -> Vec<Socket> {
     let probes = fds.into_iter().filter_map(probe).collect();
-    classify(probes, registered)
+    classify(probes, registered, remembered)
 }
 
 /// None when `fd` is not a socket (or not open). The peer is asked first:
@@ -129,11 +135,12 @@ fn was_connected(_fd: RawFd) -> bool {
     false
 }
 
-pub fn classify(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<Socket> {
+pub fn classify(probes: Vec<Probe>, registered: &[RawFd], remembered: &[SockAddr]) -> Vec<Socket> {
     let listeners: Vec<SockAddr> = probes
         .iter()
         .filter(|p| p.listening)
         .map(|p| p.local.clone())
+        .chain(remembered.iter().cloned())
         .collect();
     let accepted =
         |p: &Probe| registered.contains(&p.fd) || listeners.iter().any(|l| p.local.accepted_by(l));
@@ -217,7 +224,7 @@ mod tests {
     }
 
     fn kinds(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<(RawFd, Kind)> {
-        classify(probes, registered)
+        classify(probes, registered, &[])
             .into_iter()
             .map(|s| (s.fd, s.kind))
             .collect()
@@ -264,6 +271,22 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_listener_address_explains_its_clients_after_it_closed() {
+        let probes = vec![
+            stream(4, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:50000"))),
+            reset(5, inet("127.0.0.1:8080")),
+            stream(6, inet("127.0.0.1:50001"), Some(inet("127.0.0.1:5432"))),
+        ];
+        assert_eq!(
+            classify(probes, &[], &[inet("0.0.0.0:8080")])
+                .into_iter()
+                .map(|s| (s.fd, s.kind))
+                .collect::<Vec<_>>(),
+            vec![(4, Kind::Client), (5, Kind::Client), (6, Kind::Connected)]
+        );
+    }
+
+    #[test]
     fn registration_does_not_make_a_listener_or_datagram_a_client() {
         let probes = vec![
             listener(3, inet("127.0.0.1:80")),
@@ -301,7 +324,7 @@ mod tests {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let (accepted, _) = server.accept().unwrap();
-        let table = sockets(&[]);
+        let table = sockets(&[], &[]);
         let kind_of = |fd: RawFd| table.iter().find(|s| s.fd == fd).map(|s| s.kind);
         assert_eq!(kind_of(server.as_raw_fd()), Some(Kind::Listener));
         assert_eq!(kind_of(accepted.as_raw_fd()), Some(Kind::Client));
@@ -403,7 +426,7 @@ mod tests {
         }
         assert!(no_peer());
         let fds = [&server as &dyn AsRawFd, &accepted, &not_yet_listening];
-        let table = sockets_among(fds.iter().map(|f| f.as_raw_fd()).collect(), &[]);
+        let table = sockets_among(fds.iter().map(|f| f.as_raw_fd()).collect(), &[], &[]);
         let kinds: Vec<Kind> = table.iter().map(|s| s.kind).collect();
         assert_eq!(kinds, vec![Kind::Listener, Kind::Client, Kind::Unconnected]);
         assert_eq!(table[1].local, SockAddr::Inet(server.local_addr().unwrap()));
@@ -419,7 +442,7 @@ mod tests {
         connected_udp.connect(udp.local_addr().unwrap()).unwrap();
         let (pair, _other) = UnixStream::pair().unwrap();
         let (datagram_pair, _other_end) = UnixDatagram::pair().unwrap();
-        let kind_of = |fd: RawFd| probe(fd).map(|p| classify(vec![p], &[fd])[0].kind);
+        let kind_of = |fd: RawFd| probe(fd).map(|p| classify(vec![p], &[fd], &[])[0].kind);
         assert_eq!(kind_of(udp.as_raw_fd()), Some(Kind::Datagram));
         assert_eq!(kind_of(connected_udp.as_raw_fd()), Some(Kind::Datagram));
         assert_eq!(kind_of(datagram_pair.as_raw_fd()), Some(Kind::Datagram));

@@ -16,6 +16,7 @@
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 pub struct ForkLock<T> {
     held: AtomicBool,
@@ -51,6 +52,27 @@ impl<T> ForkLock<T> {
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Takes the lock unless it stays held for `patience`: for the prepare
+    /// handler, whose forking thread may itself hold it (a fork from a
+    /// signal handler that interrupted this crate), and so would wait for
+    /// ever. False when it was not taken.
+    pub fn try_hold(&self, patience: Duration) -> bool {
+        let started = Instant::now();
+        loop {
+            if self
+                .held
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+            if started.elapsed() >= patience {
+                return false;
+            }
             std::thread::yield_now();
         }
     }
@@ -102,6 +124,16 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(*lock.lock(), 40_000);
+    }
+
+    #[test]
+    fn a_lock_held_too_long_is_not_taken() {
+        let lock = ForkLock::new(());
+        lock.hold();
+        assert!(!lock.try_hold(Duration::from_millis(5)));
+        lock.release();
+        assert!(lock.try_hold(Duration::from_millis(5)));
+        lock.release();
     }
 
     #[test]

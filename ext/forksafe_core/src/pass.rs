@@ -5,6 +5,7 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
+use crate::addr::SockAddr;
 use crate::classify::{sockets_among, Kind, Socket};
 use crate::fds::open_fds_within;
 use crate::neutralize::{DeadEnd, DeadEndKind};
@@ -17,6 +18,8 @@ pub struct PassOptions<'a> {
     pub release_listeners: bool,
     /// Sockets a server integration registered as in flight.
     pub registered: &'a [RawFd],
+    /// Addresses of listeners the parent had, open or not (see `listeners`).
+    pub remembered: &'a [SockAddr],
     /// A bound on the fd table's size, if the caller knows one.
     pub fd_table_size: Option<RawFd>,
     /// A dead socket to point targets at, if the caller has one.
@@ -55,17 +58,21 @@ pub fn child_pass(opts: &PassOptions) -> PassReport {
 
 /// What the policy says to neutralize; kept sockets go into the report.
 fn targets(opts: &PassOptions, report: &mut PassReport) -> Vec<Socket> {
-    sockets_among(open_fds_within(opts.fd_table_size), opts.registered)
-        .into_iter()
-        .filter(|s| is_target(s.kind, opts.release_listeners))
-        .filter(|s| {
-            let kept = opts.keep.contains(&s.fd);
-            if kept {
-                report.kept.push(s.fd);
-            }
-            !kept
-        })
-        .collect()
+    sockets_among(
+        open_fds_within(opts.fd_table_size),
+        opts.registered,
+        opts.remembered,
+    )
+    .into_iter()
+    .filter(|s| is_target(s.kind, opts.release_listeners))
+    .filter(|s| {
+        let kept = opts.keep.contains(&s.fd);
+        if kept {
+            report.kept.push(s.fd);
+        }
+        !kept
+    })
+    .collect()
 }
 
 /// Points every target at one dead end. A target that is gone by now (in a

@@ -3,26 +3,72 @@
 //! The child's pass runs inside fork (see `atfork`), where no Ruby may run,
 //! so Ruby arms the plan for the forks its thread is about to make, and
 //! disarms it after. A fork nobody armed for (from C, or from a thread the
-//! plan is not for) gets the plan for forks nobody planned.
+//! plan is not for) is an app's fork. What a plan does follows from the
+//! role of the process that forks (see `role`): where the gem knows no
+//! server, only the pass asked for is made.
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::pid::this_process;
+use crate::role::Role;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Neutralize clients, and listeners if `release_listeners`; leave the
-    /// sockets in `keep` alone.
+    /// Asked for (`ForkSafe.fork`), whatever the role: neutralize clients,
+    /// and listeners if `release_listeners`; leave the sockets in `keep`
+    /// alone.
     Pass {
         keep: Vec<RawFd>,
         release_listeners: bool,
     },
+    /// The server's own fork (a worker, a mold, a new master): clients
+    /// neutralized, listeners kept; the child is a master.
+    ServerOwn,
+    /// Any other fork: app code, in a server's process.
+    AppFork,
     /// Touch nothing: the child is the caller going on (Process.daemon), or
     /// a program about to be exec'd with what it was handed. It holds for
     /// the child's own forks too (daemon forks twice).
     NoPass,
+}
+
+/// What the child's pass does, and the child's role after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForChild {
+    /// None: no pass. Else the sockets kept, and whether listeners go.
+    pub pass: Option<(Vec<RawFd>, bool)>,
+    pub role: Role,
+}
+
+impl Plan {
+    /// What this plan does in a child of a process of role `parent`: the
+    /// one place the policy table is written.
+    pub fn for_child(self, parent: Role) -> ForChild {
+        let known = parent != Role::Unknown;
+        match self {
+            Plan::Pass {
+                keep,
+                release_listeners,
+            } => ForChild {
+                pass: Some((keep, release_listeners)),
+                role: Role::Unknown,
+            },
+            Plan::ServerOwn => ForChild {
+                pass: known.then(|| (Vec::new(), false)),
+                role: if known { Role::Master } else { Role::Unknown },
+            },
+            Plan::AppFork => ForChild {
+                pass: known.then(|| (Vec::new(), true)),
+                role: Role::Unknown,
+            },
+            Plan::NoPass => ForChild {
+                pass: None,
+                role: parent,
+            },
+        }
+    }
 }
 
 struct Armed {
@@ -39,10 +85,9 @@ thread_local! {
     /// the forking one, with its thread-locals.
     static ARMED: RefCell<Vec<Armed>> = const { RefCell::new(Vec::new()) };
 }
-/// Whether forks nobody planned make a pass (the fork hook is on).
+/// Whether forks nobody planned are the app's (the fork hook is on); else
+/// they make no pass.
 static PASS_UNPLANNED: AtomicBool = AtomicBool::new(false);
-/// The process that serves requests: all its forks are app code.
-static SERVING: AtomicI32 = AtomicI32::new(0);
 
 /// For the forks the calling thread makes until the matching `disarm`.
 pub fn arm(plan: Plan) {
@@ -62,17 +107,18 @@ pub fn pass_unplanned(on: bool) {
     PASS_UNPLANNED.store(on, Ordering::Relaxed);
 }
 
-/// From now on this process serves requests (not its children: a child
-/// serves once it says so itself).
-pub fn serving() {
-    SERVING.store(this_process(), Ordering::Relaxed);
+/// In a child, inside fork: the plan its parent armed on the forking
+/// thread, or else the plan of a fork nobody planned. A NoPass plan is
+/// made the child's own, for its forks. A fork that interrupted this
+/// thread's arming (from a signal handler) finds the stack borrowed, and
+/// takes the plan nobody armed.
+pub fn for_fork_of(parent: libc::pid_t) -> Plan {
+    armed_for_child(parent).unwrap_or_else(unplanned)
 }
 
-/// In a child, inside fork: the plan its parent armed on the forking
-/// thread, if any. A NoPass plan is made the child's own, for its forks.
-pub fn armed_for_child(parent: libc::pid_t) -> Option<Plan> {
+fn armed_for_child(parent: libc::pid_t) -> Option<Plan> {
     ARMED.with(|armed| {
-        let mut armed = armed.borrow_mut();
+        let mut armed = armed.try_borrow_mut().ok()?;
         let ours = armed.last_mut().filter(|a| a.pid == parent)?;
         if ours.plan == Plan::NoPass {
             ours.pid = this_process();
@@ -81,19 +127,62 @@ pub fn armed_for_child(parent: libc::pid_t) -> Option<Plan> {
     })
 }
 
-/// In a child, for a fork nobody planned: None when such forks make no
-/// pass; else listeners are released where the parent serves requests, or
-/// has requests in flight (registered with their sockets).
-pub fn unplanned(parent: libc::pid_t, requests_in_flight: usize) -> Option<Plan> {
-    PASS_UNPLANNED.load(Ordering::Relaxed).then(|| Plan::Pass {
-        keep: Vec::new(),
-        release_listeners: SERVING.load(Ordering::Relaxed) == parent || requests_in_flight > 0,
-    })
+fn unplanned() -> Plan {
+    if PASS_UNPLANNED.load(Ordering::Relaxed) {
+        Plan::AppFork
+    } else {
+        Plan::NoPass
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_table() {
+        let pass = |keep: Vec<RawFd>, release| Some((keep, release));
+        for parent in [Role::Master, Role::Serving] {
+            assert_eq!(
+                Plan::AppFork.for_child(parent),
+                ForChild {
+                    pass: pass(vec![], true),
+                    role: Role::Unknown
+                }
+            );
+            assert_eq!(
+                Plan::ServerOwn.for_child(parent),
+                ForChild {
+                    pass: pass(vec![], false),
+                    role: Role::Master
+                }
+            );
+            assert_eq!(Plan::NoPass.for_child(parent).role, parent);
+        }
+        // Where no server is known, only the pass asked for is made.
+        for plan in [Plan::AppFork, Plan::ServerOwn, Plan::NoPass] {
+            assert_eq!(
+                plan.for_child(Role::Unknown),
+                ForChild {
+                    pass: None,
+                    role: Role::Unknown
+                }
+            );
+        }
+        let asked = Plan::Pass {
+            keep: vec![7],
+            release_listeners: false,
+        };
+        for parent in [Role::Unknown, Role::Master, Role::Serving] {
+            assert_eq!(
+                asked.clone().for_child(parent),
+                ForChild {
+                    pass: pass(vec![7], false),
+                    role: Role::Unknown
+                }
+            );
+        }
+    }
 
     // One test: the plan is process-wide state.
     #[test]
@@ -124,14 +213,14 @@ mod tests {
         disarm();
 
         pass_unplanned(false);
-        assert_eq!(unplanned(me, 0), None);
+        assert_eq!(for_fork_of(me), Plan::NoPass);
         pass_unplanned(true);
-        let released = |plan: Option<Plan>| matches!(plan, Some(Plan::Pass { release_listeners, .. }) if release_listeners);
-        assert!(!released(unplanned(me, 0)));
-        assert!(released(unplanned(me, 1)));
-        serving();
-        assert!(released(unplanned(me, 0)));
-        assert!(!released(unplanned(me + 1, 0)));
+        assert_eq!(for_fork_of(me), Plan::AppFork);
+        // Interrupted while arming: the stack is borrowed.
+        ARMED.with(|armed| {
+            let _arming = armed.borrow_mut();
+            assert_eq!(for_fork_of(me), Plan::AppFork);
+        });
         pass_unplanned(false);
     }
 }

@@ -9,18 +9,20 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use magnus::value::{Lazy, ReprValue};
-use magnus::{function, prelude::*, Error, ExceptionClass, RArray, RHash, RModule, Ruby, Value};
+use magnus::{
+    function, prelude::*, Error, ExceptionClass, RArray, RHash, RModule, Ruby, Symbol, Value,
+};
 use nix::errno::Errno;
 
 use forksafe_core::addr::SockAddr;
 use forksafe_core::classify::{self, Socket};
 use forksafe_core::fds;
-use forksafe_core::kit;
 use forksafe_core::ledger::ledger;
 use forksafe_core::neutralize::{shutdown_both, DeadEnd};
 use forksafe_core::pass::{self, PassOptions, PassReport};
 use forksafe_core::plan::{self, Plan};
-use forksafe_core::{atfork, in_flight};
+use forksafe_core::role::{self, Role};
+use forksafe_core::{atfork, in_flight, listeners};
 
 /// Defined in Ruby (lib/unicorn/forksafe/native.rb) before this library
 /// loads; looked up once.
@@ -38,7 +40,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     forksafe.const_get::<_, ExceptionClass>("Error")?;
     ruby.get_inner(&FORKSAFE_ERROR);
     let native = forksafe.define_module("Native")?;
-    kit::prepare();
     atfork::install().map_err(|e| {
         Error::new(
             ruby.get_inner(&FORKSAFE_ERROR),
@@ -51,10 +52,13 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_module_function("shutdown", function!(shutdown, 1))?;
     native.define_module_function("child_pass", function!(child_pass, 3))?;
     native.define_module_function("arm_pass", function!(arm_pass, 2))?;
+    native.define_module_function("arm_server_own", function!(arm_server_own, 0))?;
+    native.define_module_function("arm_app_fork", function!(arm_app_fork, 0))?;
     native.define_module_function("arm_no_pass", function!(arm_no_pass, 0))?;
     native.define_module_function("disarm", function!(disarm, 0))?;
     native.define_module_function("pass_unplanned", function!(pass_unplanned, 1))?;
-    native.define_module_function("serving", function!(serving, 0))?;
+    native.define_module_function("role", function!(current_role, 0))?;
+    native.define_module_function("rise_to", function!(rise_to, 1))?;
     native.define_module_function("request_begin", function!(request_begin, 1))?;
     native.define_module_function("request_end", function!(request_end, 1))?;
     native.define_module_function("pass_has_trouble?", function!(pass_has_trouble, 0))?;
@@ -69,12 +73,14 @@ fn open_fds() -> Result<Vec<RawFd>, Error> {
 }
 
 /// ForkSafe::Native.sockets(registered) -> [{fd:, kind:, local:, remote:, cloexec:}]:
-/// `registered` and the sockets of requests in flight count as clients.
+/// `registered` and the sockets of requests in flight count as clients,
+/// and connections on the addresses of listeners this process had.
 fn sockets(ruby: &Ruby, mut registered: Vec<RawFd>) -> Result<RArray, Error> {
     guard(|| {
-        registered.extend(in_flight::of(std::process::id() as libc::pid_t).1);
+        let me = std::process::id() as libc::pid_t;
+        registered.extend(in_flight::of(me));
         let table = ruby.ary_new();
-        for socket in classify::sockets(&registered) {
+        for socket in classify::sockets(&registered, &listeners::of(me)) {
             table.push(socket_hash(ruby, &socket)?)?;
         }
         Ok(table)
@@ -115,6 +121,7 @@ fn child_pass(
             keep: &keep,
             release_listeners,
             registered: &registered,
+            remembered: &listeners::of(std::process::id() as libc::pid_t),
             ..PassOptions::default()
         });
         report_hash(ruby, &report, started.elapsed())
@@ -131,6 +138,24 @@ fn arm_pass(keep: Vec<RawFd>, release_listeners: bool) -> Result<bool, Error> {
             keep,
             release_listeners,
         });
+        Ok(true)
+    })
+}
+
+/// ForkSafe::Native.arm_server_own: the forks this thread makes until
+/// `disarm` are the server's own (see forksafe_core::plan).
+fn arm_server_own() -> Result<bool, Error> {
+    guard(|| {
+        plan::arm(Plan::ServerOwn);
+        Ok(true)
+    })
+}
+
+/// ForkSafe::Native.arm_app_fork: the forks this thread makes until
+/// `disarm` are the app's.
+fn arm_app_fork() -> Result<bool, Error> {
+    guard(|| {
+        plan::arm(Plan::AppFork);
         Ok(true)
     })
 }
@@ -152,7 +177,7 @@ fn disarm() -> Result<bool, Error> {
 }
 
 /// ForkSafe::Native.pass_unplanned(on): whether a fork nobody armed a plan
-/// for (from C, say) makes a pass: the fork hook is on.
+/// for (from C, say) is the app's: the fork hook is on.
 fn pass_unplanned(on: bool) -> Result<bool, Error> {
     guard(|| {
         plan::pass_unplanned(on);
@@ -160,21 +185,37 @@ fn pass_unplanned(on: bool) -> Result<bool, Error> {
     })
 }
 
-/// ForkSafe::Native.serving: this process serves requests; a fork nobody
-/// planned releases the listeners.
-fn serving() -> Result<bool, Error> {
-    guard(|| {
-        plan::serving();
-        Ok(true)
-    })
+/// ForkSafe::Native.role -> :unknown, :master or :serving: this process's.
+fn current_role(ruby: &Ruby) -> Result<Symbol, Error> {
+    guard(|| Ok(ruby.to_symbol(role::current().name())))
+}
+
+/// ForkSafe::Native.rise_to(:master or :serving) -> the role now: this
+/// process is a server's (roles only rise), with the listeners open now.
+fn rise_to(ruby: &Ruby, to: Symbol) -> Result<Symbol, Error> {
+    let to = match to.name()?.as_ref() {
+        "master" => Role::Master,
+        "serving" => Role::Serving,
+        other => {
+            return Err(arg_error(
+                ruby,
+                format!("role: must be :master or :serving, got :{other}"),
+            ))
+        }
+    };
+    guard(|| Ok(ruby.to_symbol(role::rise_to(to).name())))
 }
 
 /// ForkSafe::Native.request_begin(fd or nil) -> ticket: a request in
-/// flight, on that socket if it has one.
+/// flight, on that socket if it has one. The process serves from now on.
 fn request_begin(ruby: &Ruby, fd: Option<RawFd>) -> Result<in_flight::Ticket, Error> {
     guard(|| {
-        in_flight::begin(fd)
-            .map_err(|e| errno_error(ruby, "register", "socket", fd.unwrap_or(-1), e))
+        let ticket = in_flight::begin(fd)
+            .map_err(|e| errno_error(ruby, "register", "socket", fd.unwrap_or(-1), e))?;
+        if role::current() != Role::Serving {
+            role::rise_to(Role::Serving);
+        }
+        Ok(ticket)
     })
 }
 

@@ -11,34 +11,35 @@ module ForkSafe
   # before fork returns to any code of the child (another library's
   # Process._fork hook, a C extension, the app). No Ruby can run there, so
   # the plan is armed here, as plain data, just before a fork, and disarmed
-  # after. A fork nobody armed for (fork(2) from C) gets the native plan
-  # for forks nobody planned: clients neutralized, listeners released where
-  # the process serves. This module is the only caller of those entry points.
+  # after: the pass asked for (ForkSafe.fork), the server's own fork, or the
+  # app's. What each does follows from the process's role, which the native
+  # core holds (see ForkSafe.role): where no server is known, only the pass
+  # asked for is made. A fork nobody armed for (fork(2) from C) is the
+  # app's. This module is the only caller of those entry points.
   module ChildPolicy
-    @serving = nil
-
     class << self
       # See ForkSafe.request. The socket is registered natively as the file
-      # it is, for the pass of any fork while the request is in flight.
+      # it is, for the pass of any fork while the request is in flight; the
+      # process serves from then on.
       def request(socket, &)
         ticket = Native.request_begin(socket && Descriptors.socket(socket, "socket"))
-        Marks.current.marked(:request, &)
+        yield
       ensure
         Native.request_end(ticket) if ticket
       end
 
       def server_fork(&)
-        Marks.current.marked(:server_fork, &)
+        Marks.current.server_fork(&)
       end
 
-      def serving(logger)
+      # See ForkSafe.master and ForkSafe.serving.
+      def rise_to(role, logger)
         ForkSafe.config.server_logger ||= logger
-        @serving = Process.pid
-        Native.serving
+        Native.rise_to(role)
       end
 
-      def serving?
-        @serving == Process.pid
+      def role
+        Native.role
       end
 
       # ForkSafe.fork's options for the forks made in the block. They hold
@@ -53,9 +54,9 @@ module ForkSafe
       end
 
       # Around a fork (the block): its child's plan, from this thread's
-      # marks and options. Returns what the block returns.
+      # options and marks. Returns what the block returns.
       def planned_fork
-        Native.arm_pass(*plan)
+        arm
         pid = yield
         log_own_pass unless pid&.positive?
         pid
@@ -73,17 +74,9 @@ module ForkSafe
         Native.disarm
       end
 
-      # The fork hook is on: forks nobody planned make a pass too.
+      # The fork hook is on: forks nobody planned are the app's.
       def pass_unplanned(pass)
         Native.pass_unplanned(pass)
-      end
-
-      # [keep, release_listeners]
-      def plan
-        pid, options = Thread.current[:forksafe_fork]
-        return [options[:keep], options[:release_listeners]] if pid == Process.pid
-
-        [NO_FDS, release_listeners?]
       end
 
       # In a child: a warning if its pass did not go as planned, and the
@@ -99,14 +92,12 @@ module ForkSafe
 
       private
 
-      # App code releases listeners: ForkSafe.fork, a fork in a request, and
-      # any fork but the server's own where a server serves requests. Where
-      # none does, a fork nobody marked keeps them: it may be the server's.
-      def release_listeners?
-        marks = Marks.current
-        return false if marks.marked?(:server_fork)
+      def arm
+        pid, options = Thread.current[:forksafe_fork]
+        return Native.arm_pass(options[:keep], options[:release_listeners]) if pid == Process.pid
+        return Native.arm_server_own if Marks.current.server_fork?
 
-        serving? || marks.marked?(:request)
+        Native.arm_app_fork
       end
 
       def log_report(report, debug)

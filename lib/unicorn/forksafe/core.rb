@@ -64,32 +64,53 @@ module ForkSafe
       Native.sockets(NO_FDS)
     end
 
-    # Marks the current thread as serving a request while the block runs:
-    # forks from it are app code, and release listeners. `socket` is the
-    # request's connection, neutralized in any child even when no listener
-    # explains it.
+    # What this process is to a web server the gem knows: :unknown (no
+    # server seen: its forks make no pass but ForkSafe.fork's, exactly as
+    # without the gem), :master (a server bound or inherited its listeners
+    # here) or :serving (it serves requests). In a master or a serving
+    # process every fork but the server's own is app code: its child drops
+    # the clients and the listeners. Roles only rise; a child starts
+    # :unknown, but the server's own forks, which start :master.
+    def role
+      ChildPolicy.role
+    end
+
+    # Marks a request while the block runs, and the process as serving.
+    # `socket` is the request's connection, neutralized in any child even
+    # when no listener explains it.
     def request(socket = nil, &)
       raise ArgumentError, "request: a block is required (the request it marks)" unless block_given?
 
       ChildPolicy.request(socket, &)
     end
 
+    # Called by an integration where its server binds or inherits its
+    # listeners in this process (a master, a mold), with the server's
+    # logger: the role is at least :master from then on.
+    def master(logger)
+      ChildPolicy.rise_to(:master, logger)
+    end
+
     # Called by an integration where its server starts serving requests in
     # this process (a unicorn or puma worker, single-mode puma), with the
-    # server's logger. From then on every fork here that is not the
-    # server's own is app code, from whatever thread or fiber: a job
-    # runner's thread holds no request mark, yet its orphan would hold the
-    # port as surely.
+    # server's logger: the role is :serving from then on, for good, and the
+    # addresses of its listeners are remembered (a connection on one stays
+    # a client in a child after a graceful stop has closed them). Every
+    # fork here that is not the server's own is app code, from whatever
+    # thread or fiber: a job runner's thread serves no request, yet its
+    # orphan would hold the port as surely. A serving process that forks
+    # workers marks those forks with server_fork, as a master does.
     def serving(logger)
-      ChildPolicy.serving(logger)
+      ChildPolicy.rise_to(:serving, logger)
     end
 
     def serving?
-      ChildPolicy.serving?
+      role == :serving
     end
 
-    # Marks forks made in the block as the server's own (master spawning a
-    # worker): the child keeps the listeners.
+    # Marks forks made in the block as the server's own (a master spawning
+    # a worker): the child drops the clients, keeps the listeners, and is a
+    # master. Mark the fork alone, not hooks of the app's around it.
     def server_fork(&)
       raise ArgumentError, "server_fork: a block is required (the forks it marks)" unless block_given?
 

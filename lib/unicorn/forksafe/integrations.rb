@@ -70,6 +70,12 @@ module ForkSafe
         stop_waiting unless @served
       end
 
+      # Where the server binds or inherits its listeners in this process
+      # (see ForkSafe.master). The block gives the server's logger.
+      def master
+        ForkSafe.master(yield) if ForkSafe.role == :unknown
+      end
+
       # From TopLevelConstants: a namespace may hold a class waited for.
       def namespace_added
         trace_while_useful unless @trace.enabled?
@@ -77,7 +83,10 @@ module ForkSafe
 
       private
 
+      # A hook whose methods are the class's own (Pitchfork.clean_fork) says
+      # so with target.
       def prepended?(target, hooks)
+        target = hooks.first.target(target) if hooks.first.respond_to?(:target)
         hook = hooks.find { |candidate| hook_points(candidate).all? { |name| defines?(target, name) } }
         target.prepend(hook) if hook
       end

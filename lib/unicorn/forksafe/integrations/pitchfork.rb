@@ -46,30 +46,57 @@ module ForkSafe
         end
       end
 
-      # Prepended to Pitchfork::HttpServer: pitchfork forks each worker,
-      # and each mold but the first, in here; on Linux twice (a middle
+      # Prepended to Pitchfork::HttpServer: the process that binds the
+      # listeners (the first mold, on Linux) is the server's master.
+      module Master
+        WITHOUT_IT = "forks in pitchfork's mold keep the listeners"
+
+        private
+
+        def bind_listeners!(*)
+          super.tap { Integrations.master { @logger } }
+        end
+      end
+
+      # Prepended to Pitchfork::HttpServer: pitchfork forks each worker, and
+      # each mold but the first, in fork_sibling; on Linux twice (a middle
       # process forks it and exits, so that it is the monitor's child). In a
       # refork the middle is forked by a worker, which serves: unmarked,
       # it would drop its references to the listening sockets, and so
       # would the new mold and every worker it forks, all left accepting
       # on a dead socket (EINVAL) while the port closes with the last old
-      # worker. The middle's own fork, made in this block where the
-      # parent's mark counts for nothing, keeps them because the middle
-      # serves no request, as the monitor serves none when it forks the
-      # first mold, and a mold none when it forks workers.
+      # worker. The monitor forks the first mold in spawn_initial_mold.
       module SpawnsChildren
         WITHOUT_IT = "pitchfork's own forks of workers and molds are not marked: a refork drops the listeners"
 
         private
 
-        def fork_sibling(*)
+        def fork_sibling(...)
+          ForkSafe.server_fork { super }
+        end
+
+        def spawn_initial_mold(...)
+          ForkSafe.server_fork { super }
+        end
+      end
+
+      # Prepended to Pitchfork's singleton class: clean_fork is its own fork
+      # of a worker or mold, from the monitor, a mold, or fork_sibling's
+      # middle process, whose marks (its parent's) count for nothing.
+      module CleanFork
+        WITHOUT_IT = "the middle process's fork of a worker is not marked: the worker drops the listeners"
+
+        def self.target(pitchfork) = pitchfork.singleton_class
+
+        def clean_fork(...)
           ForkSafe.server_fork { super }
         end
       end
     end
 
-    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Pitchfork::ResponseSockets,
+    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Pitchfork::ResponseSockets, Pitchfork::Master,
      Pitchfork::SpawnsChildren].each { |hook| install("Pitchfork::HttpServer", hook, server: Pitchfork) }
+    install("Pitchfork", Pitchfork::CleanFork, server: Pitchfork)
     install("Pitchfork::HttpParser", Pitchfork::FullHijack, server: Pitchfork)
   end
 end

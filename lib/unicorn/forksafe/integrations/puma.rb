@@ -80,12 +80,34 @@ module ForkSafe
         end
       end
 
-      # Cluster workers (from the master, or from worker 0 with
-      # fork_worker) keep the listeners.
-      module SpawnsWorkers
+      # Prepended to Puma::Cluster: the master, from its start (the gem
+      # loaded before puma) or its spawn of workers (loaded with a preloaded
+      # app). A plugin's fork after boot (Solid Queue's supervisor) is app
+      # code then, and lets the port go.
+      module Master
+        WITHOUT_IT = "forks in puma's cluster master (a plugin's) keep the listeners"
+
+        def run(*)
+          Integrations.master { ServerLog.new(@log_writer || @events) }
+          super
+        end
+
+        def spawn_workers(*)
+          Integrations.master { ServerLog.new(@log_writer || @events) }
+          super
+        end
+      end
+
+      # Prepended to Puma::Cluster and Puma::Cluster::Worker (worker 0's
+      # forks under fork_worker): puma's own calls of fork, and nothing
+      # around them (before_worker_fork hooks run just before), are the
+      # server's: workers keep the listeners.
+      module OwnForks
         WITHOUT_IT = "puma's own forks of workers are not marked"
 
-        def spawn_worker(*)
+        private
+
+        def fork(...)
           ForkSafe.server_fork { super }
         end
       end
@@ -94,7 +116,8 @@ module ForkSafe
     [Puma::ResponseSockets, Puma::Serving, Puma::Requests].each { |hook| install("Puma::Server", hook, server: Puma) }
     install("Puma::Client", Puma::Close, server: Puma)
     install("Puma::Client", Puma::FullHijack, Puma::FullHijackCall, server: Puma)
-    install("Puma::Cluster", Puma::SpawnsWorkers, server: Puma)
-    install("Puma::Cluster::Worker", Puma::SpawnsWorkers, server: Puma)
+    install("Puma::Cluster", Puma::Master, server: Puma)
+    install("Puma::Cluster", Puma::OwnForks, server: Puma)
+    install("Puma::Cluster::Worker", Puma::OwnForks, server: Puma)
   end
 end

@@ -8,7 +8,8 @@ module ForkSafe
     # Unicorn 4.x to 6.x. Unicorn shuts down before close on its normal
     # path; its error path (handle_error) and the app's close of a hijacked
     # socket only close, so a forked child's reference kept the client
-    # waiting. Each request is marked, and so are the master's forks.
+    # waiting. Each request is marked, the master says it is one, and its
+    # own forks are marked.
     module Unicorn
       def self.version
         "unicorn #{::Unicorn::Const::UNICORN_VERSION}"
@@ -59,28 +60,32 @@ module ForkSafe
         end
       end
 
-      # Prepended to Unicorn::HttpServer: workers, and the new master of a
-      # USR2 upgrade, keep the listeners. A worker exec'd anew (worker_exec
-      # true) serves from inside this very method: there it spawns nothing.
-      module SpawnsWorkers
-        WITHOUT_IT = "unicorn's own forks of workers are not marked"
+      # Prepended to Unicorn::HttpServer: the master has bound or inherited
+      # its listeners by the time it spawns workers (with preload_app, the
+      # gem loads with the app, after start began). A worker exec'd anew
+      # (worker_exec true) serves from inside this very method.
+      module Master
+        WITHOUT_IT = "forks in unicorn's master (a sidecar from before_fork) keep the listeners"
 
         private
 
         def spawn_missing_workers(*)
-          return super if @worker_data
-
-          ForkSafe.server_fork { super }
+          Integrations.master { @logger } unless @worker_data
+          super
         end
       end
 
-      # Prepended to Unicorn::HttpServer.
-      module Reexec
-        WITHOUT_IT = "unicorn's fork of a new master (USR2) is not marked"
+      # Prepended to Unicorn::HttpServer: unicorn's own calls of fork, and
+      # nothing around them, are the server's: a worker, and the new master
+      # of a USR2 upgrade (fork, then exec), keep the listeners. A hook of
+      # the app's (before_fork runs just before) forks through Kernel as the
+      # app's code, and its child lets the port go.
+      module OwnForks
+        WITHOUT_IT = "unicorn's own forks of workers are not marked"
 
         private
 
-        def reexec(*)
+        def fork(...)
           ForkSafe.server_fork { super }
         end
       end
@@ -98,7 +103,7 @@ module ForkSafe
       end
     end
 
-    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Unicorn::SpawnsWorkers, Unicorn::Reexec]
+    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Unicorn::Master, Unicorn::OwnForks]
       .each { |hook| install("Unicorn::HttpServer", hook, server: Unicorn) }
     install("Unicorn::HttpParser", Unicorn::Hijack, server: Unicorn)
   end
