@@ -37,18 +37,10 @@ RSpec.describe ForkSafe::Integrations do
   it "installs when a class loaded later has the method at the end of a body, in whichever file" do
     call = hook(:call)
     described_class.install("ForkSafeSpecLater::Server", call, server: integration)
-    module ForkSafeSpecLater
-      # Opened first in one file, as puma's Cluster is.
-      class Server
-        def spawn = nil
-      end
-    end
+    # Opened first in one file, as puma's Cluster is.
+    require library("module ForkSafeSpecLater; class Server; def spawn = nil; end; end\n")
     expect(ForkSafeSpecLater::Server.ancestors).not_to include(call)
-    module ForkSafeSpecLater
-      class Server
-        def call = :called
-      end
-    end
+    require library("module ForkSafeSpecLater; class Server; def call = :called; end; end\n")
     expect(ForkSafeSpecLater::Server.new.call).to eq(%i[hooked called])
   ensure
     Object.send(:remove_const, :ForkSafeSpecLater) if defined?(ForkSafeSpecLater)
@@ -88,12 +80,23 @@ RSpec.describe ForkSafe::Integrations do
     out
   end
 
+  # A file that defines `text`, for a fresh Ruby to require: servers are
+  # loaded by require, which Ruby 3.1 is watched through.
+  def library(text)
+    dir = Dir.mktmpdir("forksafe-lib")
+    @libraries = [*@libraries, dir]
+    File.join(dir, "lib.rb").tap { |path| File.write(path, text) }
+  end
+
+  after { FileUtils.rm_rf(@libraries) if @libraries }
+
   # Under unicorn, in an app whose Gemfile has puma too: puma's namespace
   # is defined, its classes never are.
   it "traces no class body once the process serves, nor waits for a server it does not run" do
+    namespace = library("module Puma; end\n")
     out = fresh_ruby(<<~RUBY, requires: ["unicorn"])
       Gem.loaded_specs.delete("railties") # a bundle without Rails
-      module Puma; end
+      require #{namespace.inspect}
       before = traces
       ForkSafe::Integrations.serving { Logger.new(nil) }
       after = traces
@@ -116,24 +119,37 @@ RSpec.describe ForkSafe::Integrations do
       require "rails"
       p [*serving, traces, defined?(ForkSafe::Railtie)]
     RUBY
-    waiting = Module.private_method_defined?(:const_added) ? 0 : 1 # Ruby 3.2+ traces once Rails is defined
-    expect(out).to eq("[#{waiting}, nil, 0, \"constant\"]\n")
+    expect(out).to eq("[0, nil, 0, \"constant\"]\n")
   end
 
-  # Defined where Module#const_added exists (Ruby >= 3.2: bin/compat's
-  # Debian 13 cell runs it).
-  if Module.private_method_defined?(:const_added)
-    it "traces class bodies only once the namespace of a class it waits for is defined" do
-      out = fresh_ruby(<<~RUBY)
-        before = traces
-        module Puma
-          class Server
-            def run = :ran
-          end
+  it "never traces in a process that loads no server: a job runner, a console" do
+    out = fresh_ruby(<<~RUBY)
+      seen = [traces]
+      require "json"
+      require "set"
+      require "open3"
+      seen << traces
+      fork { exit!(0) }.then { |pid| Process.wait(pid) }
+      p seen << traces
+    RUBY
+    expect(out).to eq("[0, 0, 0]\n")
+  end
+
+  it "hooks a class a require defines whole, and traces bodies once a namespace it waits for is defined" do
+    whole = library("module Puma\n  class Server\n    def run = :ran\n  end\nend\n")
+    namespace = library("module Pitchfork; end\n")
+    out = fresh_ruby(<<~RUBY)
+      before = traces
+      require #{whole.inspect}
+      hooked = Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving)
+      require #{namespace.inspect}
+      module Pitchfork
+        class HttpServer
+          def worker_loop = nil
         end
-        p [before, traces, Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving)]
-      RUBY
-      expect(out).to eq("[0, 1, true]\n")
-    end
+      end
+      p [before, hooked, traces]
+    RUBY
+    expect(out).to eq("[0, true, 1]\n")
   end
 end

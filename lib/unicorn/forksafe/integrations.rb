@@ -19,9 +19,13 @@ module ForkSafe
   # Waiting has a cost: a trace on the end of every class body, which slows
   # an app that opens many. So it runs only while a body it waits for can
   # end: while the top-level namespace of a class it waits for is defined
-  # (Puma for Puma::Server; Ruby 3.1, which cannot tell when one appears,
-  # traces from the start), and never once the process serves, by when the
-  # server's classes are all loaded: under unicorn, puma's never are. (The
+  # (Puma for Puma::Server), and never once the process serves, by when the
+  # server's classes are all loaded: under unicorn, puma's never are. Ruby
+  # 3.2 says when a namespace appears (const_added); on 3.1 each require
+  # is watched instead, and when one returns, the classes it loaded are
+  # hooked and the trace is on only if a namespace waited for is there. So
+  # a process that never loads a server (a job runner, a console) never
+  # traces: on 3.1 a TracePoint would also turn MJIT off for good. (The
   # Railtie alone, in a bundle that has Rails, is waited for until Rails
   # loads: a server may load the app after it starts serving.)
   module Integrations
@@ -45,6 +49,18 @@ module ForkSafe
       end
     end
     Object.singleton_class.prepend(TopLevelConstants) if CONST_ADDED
+
+    # Prepended to Kernel where const_added is not called (Ruby 3.1): a
+    # require has returned, and may have defined a namespace, or a class
+    # waited for whole while no trace was on.
+    module Requires
+      private
+
+      def require(path)
+        super.tap { Integrations.required }
+      end
+    end
+    Kernel.prepend(Requires) unless CONST_ADDED
 
     class << self
       # Prepends to the class named `name` the first of `hooks` whose
@@ -81,6 +97,13 @@ module ForkSafe
         trace_while_useful unless @trace.enabled?
       end
 
+      # From Requires: hooks the classes waited for that are defined now,
+      # then traces only while a namespace waited for is defined.
+      def required
+        @pending.each_key.filter_map { |name| resolve(name) }.each { |target| body_ended(target) }
+        trace_while_useful
+      end
+
       private
 
       # A hook whose methods are the class's own (Pitchfork.clean_fork) says
@@ -112,7 +135,7 @@ module ForkSafe
 
       # On, while a class waited for may still end a body (see above).
       def trace_while_useful
-        useful = @pending.each_key.any? { |name| !CONST_ADDED || namespace?(name) }
+        useful = @pending.each_key.any? { |name| namespace?(name) }
         if !useful
           @trace.disable
         elsif !@trace.enabled? # Ruby 3.1 would add it again: it would run twice
