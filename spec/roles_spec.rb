@@ -1,0 +1,111 @@
+# frozen_string_literal: true
+
+# The role of a process decides what its forks drop. The suite's process
+# serves (spec_helper); each example here starts from a child of it, which
+# knows no server (:unknown) until it says otherwise.
+RSpec.describe "roles" do
+  # What the peer of an accepted connection gets when a child of this
+  # process, forked by `via`, writes into its copy of the connection and
+  # the parent then closes its own plainly.
+  def child_write_reaches_peer(via, outbound = nil, accepted = nil)
+    _listener, outbound, accepted = tcp_connection unless accepted
+    pid = via.call { exit!(accepted.write("from the child") && 0) rescue exit!(3) } # rubocop:disable Style/RescueModifier
+    _, status = Process.wait2(pid)
+    accepted.close
+    [status.exitstatus, read_until_eof(outbound, 3).last]
+  end
+
+  forks = { "Kernel#fork" => ->(&block) { Process.fork(&block) } }
+
+  it "starts a child of a server's process as :unknown, and rises, never falls" do
+    roles = in_child do
+      [ForkSafe.role, ForkSafe.master(nil), ForkSafe.role, ForkSafe.serving(nil), ForkSafe.master(nil), ForkSafe.role,
+       ForkSafe.serving?]
+    end
+    expect(roles).to eq([:unknown, :master, :master, :serving, :serving, :serving, true])
+  end
+
+  it "makes a process that marks a request :serving" do
+    expect(in_child { ForkSafe.request { ForkSafe.role } }).to eq(:serving)
+  end
+
+  it "starts the server's own forks as :master, any other child as :unknown" do
+    roles = in_child do
+      ForkSafe.master(nil)
+      [in_child { ForkSafe.role }, ForkSafe.server_fork { in_child { ForkSafe.role } },
+       in_child(via: ForkSafe.method(:fork)) { ForkSafe.role }]
+    end
+    expect(roles).to eq(%i[unknown master unknown])
+  end
+
+  it "gives no role to the server's own fork where no server is known" do
+    expect(in_child { ForkSafe.server_fork { in_child { ForkSafe.role } } }).to eq(:unknown)
+  end
+
+  describe "where no server is known" do
+    forks.merge("fork(2) from C" => :c_fork).each do |name, via|
+      it "leaves a child forked with #{name} its inherited connection, as without the gem" do
+        result = in_child { child_write_reaches_peer(via == :c_fork ? c_fork : via) }
+        expect(result).to eq([0, "from the child"])
+      end
+    end
+
+    it "makes the pass ForkSafe.fork asks for" do
+      result = in_child { child_write_reaches_peer(ForkSafe.method(:fork)) }
+      expect(result).to eq([3, ""]) # EPIPE in the child
+    end
+
+    it "leaves an IO.popen(\"-\") child its listener" do
+      kinds = in_child do
+        listener, = tcp_connection
+        IO.popen("-") { |io| io ? io.read : print(kind_of_fd(listener)) }
+      end
+      expect(kinds).to eq("listener")
+    end
+  end
+
+  %i[master serving].each do |role|
+    describe "in a #{role} process" do
+      it "makes every fork drop the connections, from Kernel#fork or fork(2) from C" do
+        results = in_child do
+          ForkSafe.public_send(role, nil)
+          [child_write_reaches_peer(forks["Kernel#fork"]), child_write_reaches_peer(c_fork)]
+        end
+        expect(results).to eq([[3, ""]] * 2)
+      end
+
+      it "releases the listeners in every fork but the server's own" do
+        released = in_child do
+          ForkSafe.public_send(role, nil)
+          listener, = tcp_connection
+          [listener.fileno, in_child { ForkSafe.last_pass[:listeners] },
+           ForkSafe.server_fork { in_child { ForkSafe.last_pass[:listeners] } }]
+        end
+        listener = released.shift
+        expect(released).to eq([[listener], []])
+      end
+    end
+  end
+
+  # A graceful stop closes the listeners while connections are still open:
+  # the addresses the process had when it took its role still explain them.
+  it "drops a connection on a listener's address after the listener closed" do
+    result = in_child do
+      listener, outbound, accepted = tcp_connection
+      ForkSafe.serving(nil)
+      listener.close
+      child_write_reaches_peer(forks["Kernel#fork"], outbound, accepted)
+    end
+    expect(result).to eq([3, ""])
+  end
+
+  it "without the address remembered (the role taken after the close), leaves that connection live" do
+    result = in_child do
+      listener, outbound, accepted = tcp_connection
+      listener.close
+      ForkSafe.serving(nil)
+      child_write_reaches_peer(forks["Kernel#fork"], outbound, accepted)
+    end
+    expect(result).to eq([0, "from the child"])
+  end
+end
