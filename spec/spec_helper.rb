@@ -12,6 +12,7 @@ require_relative "support/nginx"
 require_relative "support/proc_table"
 require_relative "support/versions"
 require_relative "support/forking_server_examples"
+require_relative "support/deploy"
 
 # The suite's process is a server's that serves, as a worker is: its forks
 # are app code. A process the gem knows no server in (:unknown) is made in

@@ -1,0 +1,102 @@
+# frozen_string_literal: true
+
+# Deploys are the server's own forks (and execs): with the gem, each keeps
+# working under load. A client sends requests throughout, each on a fresh
+# connection, every fifth forking a child; none may fail, and the new
+# generation serves after, with the gem still at work in it. Each server's
+# examples exist only where the bundle has that server (never a skip
+# reported as a pass): Debian's bundle has unicorn and puma, the pitchfork
+# cells pitchfork.
+RSpec.describe "deploys under load, with the gem", :e2e do
+  include Support::Deploy
+  include Support::PitchforkServer
+
+  # The deploy's requests all answered, some of them forking; then the
+  # server serves, and a forking request that fails gives its client EOF
+  # at once (the gem is loaded in the processes now serving).
+  def expect_served_throughout(server, requests)
+    expect(failed(requests)).to eq([])
+    expect(forking(requests)).to be >= 3
+    expect_gem_at_work(server)
+  end
+
+  def expect_gem_at_work(server)
+    expect(http_get(server.port, "/").last).to end_with("hello\n")
+    seconds, response = http_get(server.port, "/fork?via=native&life=6&raise=1")
+    expect(response).to match(%r{\AHTTP/1\.[01] 500 })
+    expect(seconds).to be < 1
+  end
+
+  if Support::Versions.installed("unicorn")
+    it "unicorn: USR2, then QUIT of the old master once the new one's workers are ready" do
+      # Unicorn execs START_CTX[0], the executable, which for a gem may have
+      # no usable #! line: exec Ruby with it instead, as unicorn_spec does.
+      server = start_unicorn(workers: 2, config: <<~CONFIG)
+        pid File.expand_path("unicorn.pid")
+        Unicorn::HttpServer::START_CTX[:argv].unshift(Unicorn::HttpServer::START_CTX[0])
+        Unicorn::HttpServer::START_CTX[0] = RbConfig.ruby
+      CONFIG
+      wait_for_log(server, /worker=\d+ ready/, 2)
+      requests = under_load(server.port) do
+        Process.kill(:USR2, server.pid)
+        wait_for_new_pid(File.join(server.dir, "unicorn.pid"), server.pid)
+        wait_for_log(server, /worker=\d+ ready/, 4)
+        stop_server(server) # QUIT: the old master and its workers finish their requests and exit
+      end
+      expect_served_throughout(server, requests)
+    end
+  end
+
+  if Support::Versions.installed("puma")
+    it "puma single mode: USR2 hot restart (an exec of the server)" do
+      server = start_puma(threads: 2, env: env_kept_across_exec)
+      wait_for_log(server, /Use Ctrl-C to stop/, 1)
+      requests = under_load(server.port) do
+        Process.kill(:USR2, server.pid)
+        wait_for_log(server, /Use Ctrl-C to stop/, 2)
+      end
+      expect_served_throughout(server, requests)
+    end
+
+    # The gem is required from puma's config file, so the master has it
+    # though it does not load the app: as config/puma.rb requiring it does.
+    # Phased restarts need the app not preloaded (puma 6 preloads by
+    # default with workers).
+    cluster = "require \"unicorn/forksafe\"\npreload_app! false\n"
+
+    it "puma cluster mode: USR2 hot restart of the master" do
+      server = start_puma(threads: 2, workers: 2, config: cluster, env: env_kept_across_exec)
+      wait_for_log(server, /booted/, 2)
+      requests = under_load(server.port) do
+        Process.kill(:USR2, server.pid)
+        wait_for_log(server, /Use Ctrl-C to stop/, 2)
+        wait_for_log(server, /booted/, 4)
+      end
+      expect_served_throughout(server, requests)
+    end
+
+    it "puma cluster mode: USR1 phased restart, one worker after the other" do
+      server = start_puma(threads: 2, workers: 2, config: cluster, env: env_kept_across_exec)
+      wait_for_log(server, /booted/, 2)
+      requests = under_load(server.port) do
+        Process.kill(:USR1, server.pid)
+        wait_for_log(server, /booted.*phase: 1/, 2)
+      end
+      expect_served_throughout(server, requests)
+    end
+  end
+
+  if Support::Versions.installed("pitchfork")
+    it "pitchfork: a refork (worker 0 becomes the new mold, which forks the new workers)" do
+      # One refork, once worker 0 has served 30 requests: the load itself
+      # sets it off, so it happens while requests go on.
+      server = start_pitchfork(workers: 2, config: "refork_after [30, false]")
+      wait_for_log(server, /worker=\d+ gen=0 pid=\d+ ready/, 2)
+      requests = under_load(server.port) do
+        wait_for_log(server, /worker=\d+ gen=1 pid=\d+ ready/, 2)
+        wait_for_log(server, /worker=\d+ gen=0 pid=\d+ reaped/, 2)
+      end
+      expect_served_throughout(server, requests)
+    end
+  end
+end
