@@ -169,3 +169,31 @@ fn pass_in_child() {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As a fork from a signal handler that interrupted this thread inside
+    /// the core finds it: the lock is held by the forking thread itself.
+    #[test]
+    fn a_fork_whose_own_thread_holds_a_lock_goes_on_without_it() {
+        install().unwrap();
+        in_flight::IN_FLIGHT.hold();
+        let started = Instant::now();
+        // SAFETY: the child only calls _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: ends the child at once, running nothing of the test's.
+            unsafe { libc::_exit(i32::from(Lock::InFlight.taken())) };
+        }
+        let took = started.elapsed();
+        assert!(!Lock::InFlight.taken());
+        in_flight::IN_FLIGHT.release();
+        let mut status = 0;
+        // SAFETY: waits for the child just forked, into a local.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!(libc::WEXITSTATUS(status), 0);
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+}
