@@ -13,6 +13,7 @@ require_relative "support/proc_table"
 require_relative "support/versions"
 require_relative "support/forking_server_examples"
 require_relative "support/deploy"
+require_relative "support/thin_server"
 
 # The suite's process is a server's that serves, as a worker is: its forks
 # are app code. A process the gem knows no server in (:unknown) is made in
@@ -26,6 +27,7 @@ RSpec.configure do |config|
   config.include Support::Servers
   config.include Support::Nginx
   config.include Support::ProcTable
+  config.include Support::ThinServer
   config.disable_monkey_patching!
   config.order = :random
   # spec/native tests the native core alone: no hook acting on their forks.

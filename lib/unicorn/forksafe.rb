@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # require "unicorn/forksafe": the native core, the policy, the fork hook that
-# applies it to every fork, the unicorn, puma and pitchfork integrations
+# applies it to every fork, the unicorn, puma, pitchfork and Thin integrations
 # (installed when those servers load, before or after this file) and
 # ForkSafe::Rack for other servers, and a Railtie once Rails is loaded
 # (config.forksafe, Rails.logger). require "unicorn/forksafe/fork" instead
@@ -11,6 +11,7 @@ require_relative "forksafe/fork"
 require_relative "forksafe/fork_hook"
 require_relative "forksafe/integrations/unicorn"
 require_relative "forksafe/integrations/puma"
+require_relative "forksafe/integrations/thin"
 require_relative "forksafe/integrations/pitchfork"
 require_relative "forksafe/integrations/rack"
 require_relative "forksafe/integrations/rails"
