@@ -75,4 +75,75 @@ RSpec.describe "puma with forking requests", :e2e do
     expect(forker_seconds).to be > 3.5
     expect(neighbour_seconds > 3.5 || neighbour_response.include?("LEAKED")).to be(true)
   end
+
+  # Puma with a Solid-Queue-style plugin (spec/fixtures/plugins): once puma
+  # has booted, the master forks a job supervisor that outlives puma's stop.
+  # The master loads the app, and the gem with it: puma 6 and later preload
+  # in cluster mode by default, 5.6 only with preload_app!.
+  def start_with_supervisor(gem:, workers:)
+    plugins = File.expand_path("../fixtures/plugins", __dir__)
+    start_puma(gem:, workers:, config: <<~CONFIG)
+      preload_app!
+      $LOAD_PATH.unshift(#{plugins.dump})
+      plugin :job_supervisor
+    CONFIG
+  end
+
+  # The supervisor's own line in the log: it has been forked.
+  def supervisor_forked(server)
+    wait_for_log(server, /job supervisor \d+ forked/, 1)
+    File.readlines(server.log).grep(/job supervisor/).first
+  end
+
+  { "single mode" => 0, "cluster mode (-w 2)" => 2 }.each do |mode, workers|
+    it "frees the port at a graceful stop while a plugin's job supervisor forked after boot lives (#{mode})" do
+      server = start_with_supervisor(gem: true, workers:)
+      supervisor = supervisor_forked(server)
+      expect(http_get(server.port, "/").last).to end_with("hello\n") # puma kept its listener
+      expect(orphan_after_stop(server, :TERM) { supervisor }).to eq(:port_free)
+    end
+
+    it "without the gem, leaves a plugin's job supervisor forked after boot holding the port (#{mode})" do
+      server = start_with_supervisor(gem: false, workers:)
+      expect(orphan_after_stop(server, :TERM) { supervisor_forked(server) }).to eq(:port_held)
+    end
+  end
+
+  # A client that has sent half its headers: puma accepted it and parked
+  # it in the reactor, which leaves both threads free.
+  def parked_slow_client(server)
+    track(TCPSocket.new("127.0.0.1", server.port)).tap do |slow|
+      slow.write("GET / HTTP/1.1\r\nHost: loc")
+      sleep 0.5
+    end
+  end
+
+  # A graceful stop with a client still sending its headers. At TERM puma
+  # hands the reactor's connections to the thread pool and its binder
+  # closes the listeners, so no listening socket's address explains the
+  # slow client's any more. A request still running then forks a child that
+  # writes into every socket it inherited. What the slow client reads once
+  # it has finished its headers.
+  def slow_client_at_graceful_stop(server)
+    slow = parked_slow_client(server)
+    running = [Thread.new { http_get(server.port, "/slow?s=5") },
+               Thread.new { http_get(server.port, "/fork?via=plain&pry=1&wait=2&life=6") }]
+    sleep 0.5 # both threads are in the app
+    Process.kill(:TERM, server.pid)
+    sleep 3 # the fork came 1.5 s after TERM, and its child has written
+    slow.write("alhost\r\nConnection: close\r\n\r\n")
+    read_until_eof(slow, 10).last
+  ensure
+    running&.each(&:join)
+  end
+
+  it "gives a child forked during a graceful stop no way to a slow client parked in the reactor" do
+    response = slow_client_at_graceful_stop(start_puma(threads: 2))
+    expect(response).not_to include("LEAKED")
+    expect(response).to match(%r{\AHTTP/1\.1 200 OK\r\n.*\r\n\r\nhello\n\z}m)
+  end
+
+  it "without the gem, lets a child forked during a graceful stop write to a slow client parked in the reactor" do
+    expect(slow_client_at_graceful_stop(start_puma(gem: false, threads: 2))).to include("LEAKED-FROM-CHILD")
+  end
 end

@@ -27,4 +27,37 @@ RSpec.describe "unicorn with forking requests", :e2e do
     expect([error.first, hijack.first]).to all(be < 1)
     expect([error.last, hijack.last]).to match([start_with("HTTP/1.1 500"), end_with("hijacked\n")])
   end
+
+  # A sidecar daemon started from before_fork, which unicorn's master runs
+  # after binding its listeners, before each worker's fork: forked once,
+  # guarded, it holds a copy of every descriptor of the master.
+  def sidecar_config
+    <<~'CONFIG'
+      before_fork do |_server, _worker|
+        $sidecar ||= fork do
+          $stderr.syswrite("sidecar #{Process.pid} forked by #{Process.ppid}\n") # where unicorn logs
+          sleep 60
+          exit!(0)
+        end
+      end
+    CONFIG
+  end
+
+  # The sidecar's own line in the log: it has been forked.
+  def sidecar_forked(server)
+    wait_for_log(server, /sidecar \d+ forked/, 1)
+    File.readlines(server.log).grep(/sidecar/).first
+  end
+
+  it "frees the port at a graceful stop while a sidecar started from before_fork lives" do
+    server = start_unicorn(workers: 2, config: sidecar_config)
+    sidecar = sidecar_forked(server)
+    expect(http_get(server.port, "/").last).to end_with("hello\n") # the workers kept the listener
+    expect(orphan_after_stop(server, :QUIT) { sidecar }).to eq(:port_free)
+  end
+
+  it "without the gem, leaves a sidecar started from before_fork holding the port" do
+    server = start_unicorn(gem: false, workers: 2, config: sidecar_config)
+    expect(orphan_after_stop(server, :QUIT) { sidecar_forked(server) }).to eq(:port_held)
+  end
 end
