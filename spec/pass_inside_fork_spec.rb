@@ -139,4 +139,62 @@ RSpec.describe "the child's pass inside fork" do
     accepted.close
     expect(read_until_eof(outbound, 5).last).to eq("answer from a program")
   end
+
+  # One fiber waits for a program while another forks with fork(2) from C:
+  # the no-pass plan of the program's making is over by then.
+  describe "under a fiber scheduler" do
+    # What a client got from the child of a fork(2) from C in one fiber of a
+    # serving process, made while another fiber waits in `waiter`.
+    def c_fork_while_a_fiber_waits(&)
+      in_child do
+        ForkSafe.serving(nil)
+        _listener, outbound, accepted = tcp_connection
+        fork2 = c_fork
+        Fiber.set_scheduler(Support::FiberScheduler.new)
+        Fiber.schedule(&)
+        Fiber.schedule { Process.wait(fork2.call { exit!(written?(accepted) ? 0 : 1) }) }
+        Fiber.set_scheduler(nil) # runs both fibers to their end
+        read_until_eof(outbound.tap { accepted.close }, 5).last
+      end
+    end
+
+    def written?(socket)
+      socket.write_nonblock("from the child")
+    rescue SystemCallError
+      false
+    end
+
+    it "makes the pass in a fork from C while another fiber waits for system" do
+      expect(c_fork_while_a_fiber_waits { system("sleep", "1") }).to eq("")
+    end
+
+    it "makes the pass in a fork from C while another fiber waits for a backtick" do
+      expect(c_fork_while_a_fiber_waits { `sleep 1` }).to eq("")
+    end
+
+    it "without the gem's pass (the hook off), lets that child write into the client" do
+      ForkSafe.config.fork_hook = false
+      expect(c_fork_while_a_fiber_waits { system("sleep", "1") }).to eq("from the child")
+    ensure
+      ForkSafe.config.fork_hook = true
+    end
+
+    it "still answers system and backticks as Kernel does" do
+      answers = in_child do
+        Fiber.set_scheduler(Support::FiberScheduler.new)
+        results = []
+        Fiber.schedule do
+          results << system("true") << system("false") << system("no-such-program-here") << `echo hi`
+          results << begin
+            system("false", exception: true)
+          rescue RuntimeError => e
+            e.message
+          end
+        end
+        Fiber.set_scheduler(nil)
+        results
+      end
+      expect(answers).to eq([true, false, nil, "hi\n", "Command failed with exit 1: false"])
+    end
+  end
 end

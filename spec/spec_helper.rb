@@ -14,6 +14,7 @@ require_relative "support/versions"
 require_relative "support/forking_server_examples"
 require_relative "support/deploy"
 require_relative "support/thin_server"
+require_relative "support/fiber_scheduler"
 
 # The suite's process is a server's that serves, as a worker is: its forks
 # are app code. A process the gem knows no server in (:unknown) is made in

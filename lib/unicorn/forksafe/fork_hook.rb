@@ -31,16 +31,45 @@ module ForkSafe
     end
   end
 
-  # Kernel.spawn, system and backticks, on top of spawn.
+  # Kernel.spawn, system and backticks, on top of spawn. The no-pass plan
+  # is the thread's, and lasts while the program is made; system and
+  # backticks also wait for it, and under a fiber scheduler that wait runs
+  # the thread's other fibers, whose forks (fork(2) from C, which no hook
+  # sees) would find the plan still armed. There they are made in two
+  # steps: the program spawned without a pass, then waited for outside it.
   module ExecHook
     include SpawnHook
 
-    def system(...)
-      ChildPolicy.without_pass { super }
+    def system(*args, **options)
+      return ChildPolicy.without_pass { super } unless ExecHook.fibers_wait?
+
+      ExecHook.spawn_and_wait(args, **options)
     end
 
-    def `(...)
-      ChildPolicy.without_pass { super }
+    def `(command)
+      return ChildPolicy.without_pass { super } unless ExecHook.fibers_wait?
+
+      IO.popen(command, &:read) # PopenHook: no pass while the program is made
+    end
+
+    # This fiber's waits run other fibers of its thread.
+    def self.fibers_wait?
+      Fiber.scheduler && !Fiber.blocking?
+    end
+
+    # Kernel#system as spawn, then wait: true, false, or nil when the
+    # program could not be run (exception: true raises instead).
+    def self.spawn_and_wait(args, exception: false, **options)
+      pid = Process.spawn(*args, **options)
+      status = Process.wait2(pid).last
+      return true if status.success?
+      raise "Command failed with #{status.to_s.sub(/\Apid \d+ /, "")}: #{args.join(" ")}" if exception
+
+      false
+    rescue SystemCallError
+      raise if exception
+
+      nil
     end
   end
 
