@@ -149,13 +149,16 @@ RSpec.describe "the child's pass inside fork" do
       in_child do
         ForkSafe.serving(nil)
         _listener, outbound, accepted = tcp_connection
-        fork2 = c_fork
         Fiber.set_scheduler(Support::FiberScheduler.new)
         Fiber.schedule(&)
-        Fiber.schedule { Process.wait(fork2.call { exit!(written?(accepted) ? 0 : 1) }) }
+        Fiber.schedule { c_fork_writing_into(accepted) }
         Fiber.set_scheduler(nil) # runs both fibers to their end
         read_until_eof(outbound.tap { accepted.close }, 5).last
       end
+    end
+
+    def c_fork_writing_into(socket)
+      Process.wait(c_fork.call { exit!(written?(socket) ? 0 : 1) })
     end
 
     def written?(socket)
