@@ -14,6 +14,7 @@ require_relative "support/versions"
 require_relative "support/forking_server_examples"
 require_relative "support/deploy"
 require_relative "support/thin_server"
+require_relative "support/passenger_server"
 require_relative "support/fiber_scheduler"
 
 # The suite's process is a server's that serves, as a worker is: its forks
@@ -29,6 +30,7 @@ RSpec.configure do |config|
   config.include Support::Nginx
   config.include Support::ProcTable
   config.include Support::ThinServer
+  config.include Support::PassengerServer
   config.disable_monkey_patching!
   config.order = :random
   # spec/native tests the native core alone: no hook acting on their forks.

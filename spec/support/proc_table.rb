@@ -19,13 +19,19 @@ module Support
 
     # {pid => state} of the processes whose parent is `pid`.
     def children_of(pid)
-      Dir.glob("/proc/[0-9]*/stat").each_with_object({}) do |path, children|
-        # The command name, in parentheses, may hold spaces: split after it.
-        fields = File.read(path).rpartition(")").last.split
-        children[Integer(path[%r{/proc/(\d+)/}, 1])] = fields[0] if Integer(fields[1]) == pid
+      Dir.glob("/proc/[0-9]*").each_with_object({}) do |dir, children|
+        state, parent = stat_fields(dir)
+        children[Integer(File.basename(dir))] = state if Integer(parent) == pid
       rescue Errno::ENOENT, Errno::ESRCH
         next # exited while we looked
       end
+    end
+
+    # The fields of a process's stat after its command name, from its state:
+    # [state, ppid, pgrp, session, ...]. `dir` is /proc/PID.
+    def stat_fields(dir)
+      # The command name, in parentheses, may hold spaces: split after it.
+      File.read("#{dir}/stat").rpartition(")").last.split
     end
   end
 end
