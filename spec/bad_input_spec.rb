@@ -53,6 +53,39 @@ RSpec.describe "bad input to the Ruby API" do
                                /ArgumentError: socket: 999999 is not an open file descriptor/, :unknown])
     end
 
+    it "names a server's logger that is none, and keeps the first one given" do
+      results = in_child do
+        first = Logger.new(File::NULL)
+        errors = [-> { ForkSafe.serving(Object.new) }, -> { ForkSafe.master("log") }].map do |call|
+          call.call
+        rescue TypeError => e
+          e.message
+        end
+        ForkSafe.serving(first)
+        ForkSafe.master(Logger.new(File::NULL))
+        [*errors, ForkSafe.config.logger.equal?(first)]
+      end
+      expect(results).to eq(["logger: expected a Logger (anything with info and warn), got Object",
+                             "logger: expected a Logger (anything with info and warn), got String", true])
+    end
+
+    it "lets a child whose logger fails run its block, and says so on stderr" do
+      broken = Class.new do
+        def info(*) = raise(IOError, "closed stream")
+        def warn(*) = raise(IOError, "closed stream")
+      end
+      reader, writer = track(*IO.pipe)
+      ran = in_child do
+        $stderr.reopen(writer)
+        ForkSafe.serving(broken.new)
+        ForkSafe.config.debug = true
+        in_child { :ran }
+      end
+      writer.close
+      expect(ran).to eq(:ran)
+      expect(reader.read).to include("after fork: IOError: closed stream")
+    end
+
     it "names a role that is not one" do
       expect { ForkSafe::Native.rise_to(:boss) }
         .to raise_error(ArgumentError, /role: must be :master or :serving, got :boss/)

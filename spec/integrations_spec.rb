@@ -69,8 +69,8 @@ RSpec.describe ForkSafe::Integrations do
     expect(log).to eq(["forksafe: testserver 9.9 has no ForkSafeSpecOld#full_hijack: hijacks are plain closes"])
   end
 
-  # What `script` prints in a new Ruby, after `requires`: no class or trace
-  # of this process is there. `traces` counts the TracePoints enabled.
+  # What `script` prints in a new Ruby, after `requires`: no class of this
+  # process is there. `traces` counts the TracePoints enabled.
   def fresh_ruby(script, requires: [])
     lib = File.expand_path("../lib", __dir__)
     requires = [*requires, "unicorn/forksafe", "logger"].flat_map { |feature| ["-r", feature] }
@@ -81,7 +81,7 @@ RSpec.describe ForkSafe::Integrations do
   end
 
   # A file that defines `text`, for a fresh Ruby to require: servers are
-  # loaded by require, which Ruby 3.1 is watched through.
+  # loaded by require, which is watched.
   def library(text)
     dir = Dir.mktmpdir("forksafe-lib")
     @libraries = [*@libraries, dir]
@@ -92,64 +92,65 @@ RSpec.describe ForkSafe::Integrations do
 
   # Under unicorn, in an app whose Gemfile has puma too: puma's namespace
   # is defined, its classes never are.
-  it "traces no class body once the process serves, nor waits for a server it does not run" do
-    namespace = library("module Puma; end\n")
+  it "waits for no server once the process serves: a class loaded after is not hooked" do
+    server = library("module Puma\n  class Server\n    def run = :ran\n  end\nend\n")
     out = fresh_ruby(<<~RUBY, requires: ["unicorn"])
       Gem.loaded_specs.delete("railties") # a bundle without Rails
-      require #{namespace.inspect}
-      before = traces
       ForkSafe::Integrations.serving { Logger.new(nil) }
-      after = traces
-      module Puma
-        class Server
-          def run = :ran
-        end
-      end
-      p [Unicorn::HttpServer.ancestors.include?(ForkSafe::Integrations::Unicorn::Serving), before, after, traces,
+      require #{server.inspect}
+      p [Unicorn::HttpServer.ancestors.include?(ForkSafe::Integrations::Unicorn::Serving),
          Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving)]
     RUBY
-    expect(out).to eq("[true, 1, 0, 0, false]\n")
+    expect(out).to eq("[true, false]\n")
   end
 
   # Unicorn without preload_app serves before it loads the app, and Rails.
   it "waits past serving for Rails in a bundle that has it, until Rails is loaded" do
     out = fresh_ruby(<<~RUBY, requires: ["unicorn"])
       ForkSafe::Integrations.serving { Logger.new(nil) }
-      serving = [traces, defined?(ForkSafe::Railtie)]
+      serving = defined?(ForkSafe::Railtie)
       require "rails"
-      p [*serving, traces, defined?(ForkSafe::Railtie)]
+      p [serving, defined?(ForkSafe::Railtie)]
     RUBY
-    expect(out).to eq("[0, nil, 0, \"constant\"]\n")
+    expect(out).to eq("[nil, \"constant\"]\n")
   end
 
-  it "never traces in a process that loads no server: a job runner, a console" do
-    out = fresh_ruby(<<~RUBY)
+  # A job runner, rake or a console of a Rails app: Bundler.require loads
+  # puma's namespace (its classes autoload), and the app opens classes.
+  it "never traces, in a process that loads a server's namespace or not" do
+    out = fresh_ruby(<<~RUBY, requires: ["puma"])
       seen = [traces]
       require "json"
-      require "set"
-      require "open3"
-      seen << traces
-      fork { exit!(0) }.then { |pid| Process.wait(pid) }
+      Kernel.require "set"
+      Class.new.class_eval { def later = nil }
       p seen << traces
     RUBY
-    expect(out).to eq("[0, 0, 0]\n")
+    expect(out).to eq("[0, 0]\n")
   end
 
-  it "hooks a class a require defines whole, and traces bodies once a namespace it waits for is defined" do
+  it "hooks a class when the require that defines it returns, whole or a file at a time, Kernel.require too" do
     whole = library("module Puma\n  class Server\n    def run = :ran\n  end\nend\n")
-    namespace = library("module Pitchfork; end\n")
+    opened = library("module Puma\n  class Cluster\n  end\nend\n")
+    methods = library("module Puma\n  class Cluster\n    def run = nil\n    def spawn_workers = nil\n  end\nend\n")
     out = fresh_ruby(<<~RUBY)
-      before = traces
-      require #{whole.inspect}
-      hooked = Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving)
-      require #{namespace.inspect}
-      module Pitchfork
-        class HttpServer
-          def worker_loop = nil
-        end
-      end
-      p [before, hooked, traces]
+      Kernel.require #{whole.inspect}
+      require #{opened.inspect}
+      opened = Puma::Cluster.ancestors.include?(ForkSafe::Integrations::Puma::Master)
+      require #{methods.inspect}
+      p [Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving), opened,
+         Puma::Cluster.ancestors.include?(ForkSafe::Integrations::Puma::Master), traces]
     RUBY
-    expect(out).to eq("[0, true, 1]\n")
+    expect(out).to eq("[true, false, true, 0]\n")
+  end
+
+  it "hooks a class an autoload defines" do
+    server = library("module Puma\n  class Server\n    def run = :ran\n  end\nend\n")
+    out = fresh_ruby(<<~RUBY)
+      module Puma
+        autoload :Server, #{server.inspect}
+      end
+      p [Puma.autoload?(:Server).nil?, Puma::Server.ancestors.include?(ForkSafe::Integrations::Puma::Serving)]
+    RUBY
+    expect(out).to eq("[false, true]\n")
   end
 end

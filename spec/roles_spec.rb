@@ -88,24 +88,38 @@ RSpec.describe "roles" do
   end
 
   # A graceful stop closes the listeners while connections are still open:
-  # the addresses the process had when it took its role still explain them.
-  it "drops a connection on a listener's address after the listener closed" do
+  # those the server registered (puma's reactor, Thin's) stay its clients.
+  it "drops a connection the server registered after its listener closed" do
     result = in_child do
-      listener, outbound, accepted = tcp_connection
       ForkSafe.serving(nil)
+      listener, outbound, accepted = tcp_connection
+      ForkSafe.connection_opened(accepted)
       listener.close
       child_write_reaches_peer(forks["Kernel#fork"], outbound, accepted)
     end
     expect(result).to eq([3, ""])
   end
 
-  it "without the address remembered (the role taken after the close), leaves that connection live" do
+  it "without the registration, takes such a connection for an outbound one, which may have that port" do
     result = in_child do
+      ForkSafe.serving(nil)
       listener, outbound, accepted = tcp_connection
       listener.close
-      ForkSafe.serving(nil)
       child_write_reaches_peer(forks["Kernel#fork"], outbound, accepted)
     end
     expect(result).to eq([0, "from the child"])
+  end
+
+  # Passenger's preloader beside an in-process puma, a test suite's own
+  # inetd-style component beside Capybara's server.
+  it "leaves a listener that is none of the server's, and its connections, as without the gem" do
+    result = in_child do
+      ForkSafe.serving(nil)
+      listener = track(TCPServer.new("127.0.0.1", 0)) # opened after the server said its role
+      outbound = track(TCPSocket.new("127.0.0.1", listener.addr[1]))
+      [child_write_reaches_peer(forks["Kernel#fork"], outbound, track(listener.accept)),
+       in_child { kind_of_fd(listener) }]
+    end
+    expect(result).to eq([[0, "from the child"], :listener])
   end
 end

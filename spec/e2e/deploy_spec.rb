@@ -45,6 +45,34 @@ RSpec.describe "deploys under load, with the gem", :e2e do
       end
       expect_served_throughout(server, requests)
     end
+
+    # The new master of an upgrade loads the app (preload_app) with the
+    # listeners it inherited open: a child the app forks as it loads is the
+    # app's, and lets the port go.
+    [true, false].each do |gem|
+      it "unicorn: #{gem ? "frees" : "without the gem, leaves"} the port after USR2 and QUIT of both masters " \
+         "while a child the new master's app forked as it loaded lives" do
+        server = start_unicorn(gem:, env: { "FORKSAFE_BOOT_CHILD" => "30" }, config: <<~CONFIG)
+          pid File.expand_path("unicorn.pid")
+          Unicorn::HttpServer::START_CTX[:argv].unshift(Unicorn::HttpServer::START_CTX[0])
+          Unicorn::HttpServer::START_CTX[0] = RbConfig.ruby
+        CONFIG
+        wait_for_log(server, /worker=\d+ ready/, 1)
+        Process.kill(:USR2, server.pid)
+        upgraded = wait_for_new_pid(File.join(server.dir, "unicorn.pid"), server.pid)
+        wait_for_log(server, /boot child \d+ forked/, 2) # the new master's app
+        stop_server(server)
+        Process.kill(:QUIT, upgraded)
+        poll(20, -> { "the new master #{upgraded} did not exit" }) { !alive?(upgraded) }
+        free = begin
+          TCPServer.new("127.0.0.1", server.port).close
+          true
+        rescue Errno::EADDRINUSE
+          false
+        end
+        expect(free).to be(gem)
+      end
+    end
   end
 
   if Support::Versions.installed("puma")

@@ -60,4 +60,20 @@ RSpec.describe "unicorn with forking requests", :e2e do
     server = start_unicorn(gem: false, workers: 2, config: sidecar_config)
     expect(orphan_after_stop(server, :QUIT) { sidecar_forked(server) }).to eq(:port_held)
   end
+
+  # The app's own fork as it loads, in a worker (preload_app false), where
+  # unicorn's listeners are open already.
+  def boot_child(server)
+    wait_for_log(server, /boot child \d+ forked/, 1)
+    File.readlines(server.log).grep(/boot child/).first
+  end
+
+  [true, false].each do |gem|
+    it "#{gem ? "frees" : "without the gem, leaves"} the port at a graceful stop while a child the app forked " \
+       "as a worker loaded it lives (preload_app false)" do
+      server = start_unicorn(gem:, preload: false, env: { "FORKSAFE_BOOT_CHILD" => "20" })
+      expect(http_get(server.port, "/").last).to end_with("hello\n") # the worker has loaded the app
+      expect(orphan_after_stop(server, :QUIT) { boot_child(server) }).to eq(gem ? :port_free : :port_held)
+    end
+  end
 end

@@ -24,18 +24,28 @@ module Support
       server&.close
     end
 
-    # [listener, outbound (client side), accepted (server side)]
+    # [listener, outbound (client side), accepted (server side)]. In a
+    # process with a server's role (the suite's serves) the listener is the
+    # server's: see the server's.
     def tcp_connection(host = "127.0.0.1", bind: host)
-      listener = track(TCPServer.new(bind, 0))
+      listener = the_server_s(track(TCPServer.new(bind, 0)))
       outbound = track(TCPSocket.new(host, listener.addr[1]))
       [listener, outbound, track(listener.accept)]
     end
 
     def unix_connection(dir)
       path = File.join(dir, "app.sock")
-      listener = track(UNIXServer.new(path))
+      listener = the_server_s(track(UNIXServer.new(path)))
       outbound = track(UNIXSocket.new(path))
       [listener, outbound, track(listener.accept)]
+    end
+
+    # As a server's integration does where it binds: its process says its
+    # role again, and the listener is remembered as the server's.
+    def the_server_s(listener)
+      role = ForkSafe.role
+      ForkSafe.public_send(role, nil) unless role == :unknown
+      listener
     end
 
     # Seconds until `io` reports EOF, or nil if it has not within `limit`.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
+use crate::classify::Listeners;
 use crate::in_flight;
 use crate::kit;
 use crate::ledger::{self, ledger, OwnPass};
@@ -135,7 +136,7 @@ fn pass_in_child() {
     let parent = FORKING.load(Ordering::Relaxed);
     let planned = plan::for_fork_of(parent).for_child(role::of(parent));
     role::set_in_child(planned.role);
-    let Some((keep, release_listeners)) = planned.pass else {
+    let Some(pass) = planned.pass else {
         return;
     };
     let registered = if Lock::InFlight.taken() {
@@ -143,6 +144,9 @@ fn pass_in_child() {
     } else {
         Vec::new()
     };
+    // Without the table of the server's addresses, the server's
+    // listeners cannot be told: none are, and only registered sockets are
+    // clients.
     let remembered = if Lock::Listeners.taken() {
         listeners::of(parent)
     } else {
@@ -155,10 +159,14 @@ fn pass_in_child() {
     };
     let started = Instant::now();
     let report = child_pass(&PassOptions {
-        keep: &keep,
-        release_listeners,
+        keep: &pass.keep,
+        release_listeners: pass.release_listeners,
         registered: &registered,
-        remembered: &remembered,
+        listeners: if pass.server_only {
+            Listeners::Server(&remembered)
+        } else {
+            Listeners::Open
+        },
         fd_table_size,
         dead_end,
     });

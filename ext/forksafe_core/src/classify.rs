@@ -60,22 +60,43 @@ pub struct Probe {
     pub was_connected: bool,
 }
 
+/// Which listeners are the ones whose connections are clients.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Listeners<'a> {
+    /// Every listener open (a pass asked for, `ForkSafe.sockets`).
+    #[default]
+    Open,
+    /// Only the server's: the open listeners bound to these addresses,
+    /// which the process remembered when it took a server's role. A
+    /// listener and its connections that are none of the server's (a
+    /// preloader's, a test suite's) are the app's business. An address
+    /// whose listener is closed explains nothing: a connection the server
+    /// still holds then (a graceful stop) is one it registered, and an
+    /// outbound connection may take that port.
+    Server(&'a [SockAddr]),
+}
+
+impl Listeners<'_> {
+    /// Whether the listener bound to `local` is one of these.
+    pub fn includes(&self, local: &SockAddr) -> bool {
+        match self {
+            Listeners::Open => true,
+            Listeners::Server(addresses) => addresses.contains(local),
+        }
+    }
+}
+
 /// Every socket the process holds, classified. `registered` fds count as
 /// clients when they are stream sockets connected, or reset by the peer;
-/// `remembered` are the addresses of listeners the process had, which
-/// count as a listener's as an open listener's do.
-pub fn sockets(registered: &[RawFd], remembered: &[SockAddr]) -> Vec<Socket> {
-    sockets_among(open_fds(), registered, remembered)
+/// so do connections accepted on `listeners`.
+pub fn sockets(registered: &[RawFd], listeners: Listeners) -> Vec<Socket> {
+    sockets_among(open_fds(), registered, listeners)
 }
 
 /// The same, among `fds` only.
-pub fn sockets_among(
-    fds: Vec<RawFd>,
-    registered: &[RawFd],
-    remembered: &[SockAddr],
-) -> Vec<Socket> {
+pub fn sockets_among(fds: Vec<RawFd>, registered: &[RawFd], listeners: Listeners) -> Vec<Socket> {
     let probes = fds.into_iter().filter_map(probe).collect();
-    classify(probes, registered, remembered)
+    classify(probes, registered, listeners)
 }
 
 /// None when `fd` is not a socket (or not open). The peer is asked first:
@@ -135,12 +156,11 @@ fn was_connected(_fd: RawFd) -> bool {
     false
 }
 
-pub fn classify(probes: Vec<Probe>, registered: &[RawFd], remembered: &[SockAddr]) -> Vec<Socket> {
+pub fn classify(probes: Vec<Probe>, registered: &[RawFd], listeners: Listeners) -> Vec<Socket> {
     let listeners: Vec<SockAddr> = probes
         .iter()
-        .filter(|p| p.listening)
+        .filter(|p| p.listening && listeners.includes(&p.local))
         .map(|p| p.local.clone())
-        .chain(remembered.iter().cloned())
         .collect();
     let accepted =
         |p: &Probe| registered.contains(&p.fd) || listeners.iter().any(|l| p.local.accepted_by(l));
@@ -224,7 +244,7 @@ mod tests {
     }
 
     fn kinds(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<(RawFd, Kind)> {
-        classify(probes, registered, &[])
+        classify(probes, registered, Listeners::Open)
             .into_iter()
             .map(|s| (s.fd, s.kind))
             .collect()
@@ -271,19 +291,47 @@ mod tests {
     }
 
     #[test]
-    fn a_remembered_listener_address_explains_its_clients_after_it_closed() {
+    fn a_server_s_address_whose_listener_closed_explains_nothing() {
         let probes = vec![
             stream(4, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:50000"))),
-            reset(5, inet("127.0.0.1:8080")),
-            stream(6, inet("127.0.0.1:50001"), Some(inet("127.0.0.1:5432"))),
+            stream(5, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:5432"))),
         ];
+        let server = [inet("0.0.0.0:8080")];
         assert_eq!(
-            classify(probes, &[], &[inet("0.0.0.0:8080")])
+            classify(probes, &[4], Listeners::Server(&server))
                 .into_iter()
                 .map(|s| (s.fd, s.kind))
                 .collect::<Vec<_>>(),
-            vec![(4, Kind::Client), (5, Kind::Client), (6, Kind::Connected)]
+            vec![(4, Kind::Client), (5, Kind::Connected)]
         );
+    }
+
+    #[test]
+    fn only_the_server_s_listeners_explain_clients_in_its_scope() {
+        let preloader = || SockAddr::Unix(b"/run/preloader.sock".to_vec());
+        let probes = vec![
+            listener(3, inet("127.0.0.1:8080")),
+            listener(4, preloader()),
+            stream(5, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:50000"))),
+            stream(6, preloader(), Some(SockAddr::Unnamed)),
+            stream(7, inet("127.0.0.1:9090"), Some(inet("127.0.0.1:50001"))),
+        ];
+        let server = [inet("127.0.0.1:8080")];
+        assert_eq!(
+            classify(probes, &[7], Listeners::Server(&server))
+                .into_iter()
+                .map(|s| (s.fd, s.kind))
+                .collect::<Vec<_>>(),
+            vec![
+                (3, Kind::Listener),
+                (4, Kind::Listener),
+                (5, Kind::Client),
+                (6, Kind::Connected),
+                (7, Kind::Client),
+            ]
+        );
+        assert!(!Listeners::Server(&server).includes(&preloader()));
+        assert!(Listeners::Open.includes(&preloader()));
     }
 
     #[test]
@@ -324,7 +372,7 @@ mod tests {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let (accepted, _) = server.accept().unwrap();
-        let table = sockets(&[], &[]);
+        let table = sockets(&[], Listeners::Open);
         let kind_of = |fd: RawFd| table.iter().find(|s| s.fd == fd).map(|s| s.kind);
         assert_eq!(kind_of(server.as_raw_fd()), Some(Kind::Listener));
         assert_eq!(kind_of(accepted.as_raw_fd()), Some(Kind::Client));
@@ -426,7 +474,11 @@ mod tests {
         }
         assert!(no_peer());
         let fds = [&server as &dyn AsRawFd, &accepted, &not_yet_listening];
-        let table = sockets_among(fds.iter().map(|f| f.as_raw_fd()).collect(), &[], &[]);
+        let table = sockets_among(
+            fds.iter().map(|f| f.as_raw_fd()).collect(),
+            &[],
+            Listeners::Open,
+        );
         let kinds: Vec<Kind> = table.iter().map(|s| s.kind).collect();
         assert_eq!(kinds, vec![Kind::Listener, Kind::Client, Kind::Unconnected]);
         assert_eq!(table[1].local, SockAddr::Inet(server.local_addr().unwrap()));
@@ -442,7 +494,8 @@ mod tests {
         connected_udp.connect(udp.local_addr().unwrap()).unwrap();
         let (pair, _other) = UnixStream::pair().unwrap();
         let (datagram_pair, _other_end) = UnixDatagram::pair().unwrap();
-        let kind_of = |fd: RawFd| probe(fd).map(|p| classify(vec![p], &[fd], &[])[0].kind);
+        let kind_of =
+            |fd: RawFd| probe(fd).map(|p| classify(vec![p], &[fd], Listeners::Open)[0].kind);
         assert_eq!(kind_of(udp.as_raw_fd()), Some(Kind::Datagram));
         assert_eq!(kind_of(connected_udp.as_raw_fd()), Some(Kind::Datagram));
         assert_eq!(kind_of(datagram_pair.as_raw_fd()), Some(Kind::Datagram));

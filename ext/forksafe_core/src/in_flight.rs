@@ -1,4 +1,5 @@
-//! The requests a server integration has in flight, and their sockets.
+//! The requests a server integration has in flight, and the sockets of
+//! those and of the connections it holds between requests.
 //!
 //! A fork from any thread, from Ruby or from C, must neutralize every
 //! in-flight client, even when no listener explains it any more (a graceful
@@ -27,6 +28,10 @@ pub(crate) struct InFlight {
     pid: libc::pid_t,
     next: Ticket,
     requests: Vec<(Ticket, Option<Seen>)>,
+    /// The table's size at which `begin` drops the entries whose socket is
+    /// closed: a connection the app took over (a hijack) is never ended by
+    /// the server. Doubling it keeps that to a fstat per entry, amortized.
+    prune_at: usize,
 }
 
 impl InFlight {
@@ -35,9 +40,12 @@ impl InFlight {
             pid,
             next: 0,
             requests: Vec::new(),
+            prune_at: PRUNE_FROM,
         }
     }
 }
+
+const PRUNE_FROM: usize = 64;
 
 pub(crate) static IN_FLIGHT: ForkLock<InFlight> = ForkLock::new(InFlight::new(0));
 
@@ -61,6 +69,12 @@ pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
     table.next += 1;
     let ticket = table.next;
     table.requests.push((ticket, seen));
+    if table.requests.len() >= table.prune_at {
+        table
+            .requests
+            .retain(|(_, seen)| seen.map_or(true, |seen| seen.is_intact()));
+        table.prune_at = (table.requests.len() * 2).max(PRUNE_FROM);
+    }
     Ok(ticket)
 }
 
@@ -121,6 +135,18 @@ mod tests {
         assert_eq!(unsafe { libc::dup2(outbound.as_raw_fd(), fd) }, fd);
         assert!(!of(this_process()).contains(&fd));
         end(ticket);
+    }
+
+    #[test]
+    fn sockets_closed_without_an_end_are_dropped_as_the_table_grows() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let before = IN_FLIGHT.lock().requests.len();
+        for _ in 0..(PRUNE_FROM * 4) {
+            let _outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+            let (accepted, _) = server.accept().unwrap();
+            begin(Some(accepted.as_raw_fd())).unwrap(); // never ended: a hijack
+        }
+        assert!(IN_FLIGHT.lock().requests.len() < before + PRUNE_FROM * 2);
     }
 
     #[test]

@@ -5,8 +5,7 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-use crate::addr::SockAddr;
-use crate::classify::{sockets_among, Kind, Socket};
+use crate::classify::{sockets_among, Kind, Listeners, Socket};
 use crate::fds::open_fds_within;
 use crate::neutralize::{DeadEnd, DeadEndKind};
 
@@ -18,8 +17,8 @@ pub struct PassOptions<'a> {
     pub release_listeners: bool,
     /// Sockets a server integration registered as in flight.
     pub registered: &'a [RawFd],
-    /// Addresses of listeners the parent had, open or not (see `listeners`).
-    pub remembered: &'a [SockAddr],
+    /// Whose listeners count: every one open, or the server's alone.
+    pub listeners: Listeners<'a>,
     /// A bound on the fd table's size, if the caller knows one.
     pub fd_table_size: Option<RawFd>,
     /// A dead socket to point targets at, if the caller has one.
@@ -61,10 +60,10 @@ fn targets(opts: &PassOptions, report: &mut PassReport) -> Vec<Socket> {
     sockets_among(
         open_fds_within(opts.fd_table_size),
         opts.registered,
-        opts.remembered,
+        opts.listeners,
     )
     .into_iter()
-    .filter(|s| is_target(s.kind, opts.release_listeners))
+    .filter(|s| is_target(s, opts))
     .filter(|s| {
         let kept = opts.keep.contains(&s.fd);
         if kept {
@@ -106,10 +105,10 @@ fn neutralize_all(targets: &[Socket], shared: Option<RawFd>, report: &mut PassRe
     }
 }
 
-fn is_target(kind: Kind, release_listeners: bool) -> bool {
-    match kind {
+fn is_target(socket: &Socket, opts: &PassOptions) -> bool {
+    match socket.kind {
         Kind::Client => true,
-        Kind::Listener => release_listeners,
+        Kind::Listener => opts.release_listeners && opts.listeners.includes(&socket.local),
         _ => false,
     }
 }
@@ -117,6 +116,7 @@ fn is_target(kind: Kind, release_listeners: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::SockAddr;
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
 
@@ -149,11 +149,33 @@ mod tests {
 
     #[test]
     fn targets_follow_the_policy() {
-        assert!(is_target(Kind::Client, false));
-        assert!(!is_target(Kind::Listener, false));
-        assert!(is_target(Kind::Listener, true));
+        let socket = |kind, local: &str| Socket {
+            fd: 3,
+            kind,
+            local: SockAddr::Inet(local.parse().unwrap()),
+            remote: SockAddr::Unnamed,
+        };
+        let server = [SockAddr::Inet("0.0.0.0:8080".parse().unwrap())];
+        let opts = |release_listeners, listeners| PassOptions {
+            release_listeners,
+            listeners,
+            ..PassOptions::default()
+        };
+        let ours = socket(Kind::Listener, "0.0.0.0:8080");
+        let other = socket(Kind::Listener, "127.0.0.1:9090");
+        assert!(is_target(
+            &socket(Kind::Client, "127.0.0.1:8080"),
+            &opts(false, Listeners::Server(&server))
+        ));
+        assert!(!is_target(&ours, &opts(false, Listeners::Open)));
+        assert!(is_target(&ours, &opts(true, Listeners::Server(&server))));
+        assert!(is_target(&other, &opts(true, Listeners::Open)));
+        assert!(!is_target(&other, &opts(true, Listeners::Server(&server))));
         for kind in [Kind::Connected, Kind::Unconnected, Kind::Datagram] {
-            assert!(!is_target(kind, true));
+            assert!(!is_target(
+                &socket(kind, "127.0.0.1:8080"),
+                &opts(true, Listeners::Open)
+            ));
         }
     }
 }

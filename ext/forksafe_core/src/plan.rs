@@ -37,9 +37,29 @@ pub enum Plan {
 /// What the child's pass does, and the child's role after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForChild {
-    /// None: no pass. Else the sockets kept, and whether listeners go.
-    pub pass: Option<(Vec<RawFd>, bool)>,
+    /// None: no pass.
+    pub pass: Option<ChildPass>,
     pub role: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildPass {
+    pub keep: Vec<RawFd>,
+    pub release_listeners: bool,
+    /// Only the server's listeners, and connections accepted on them or
+    /// registered, count (a fork of a server's process); else every
+    /// listener's (a pass asked for).
+    pub server_only: bool,
+}
+
+impl ChildPass {
+    fn of_role(release_listeners: bool) -> Self {
+        Self {
+            keep: Vec::new(),
+            release_listeners,
+            server_only: true,
+        }
+    }
 }
 
 impl Plan {
@@ -52,15 +72,19 @@ impl Plan {
                 keep,
                 release_listeners,
             } => ForChild {
-                pass: Some((keep, release_listeners)),
+                pass: Some(ChildPass {
+                    keep,
+                    release_listeners,
+                    server_only: false,
+                }),
                 role: Role::Unknown,
             },
             Plan::ServerOwn => ForChild {
-                pass: known.then(|| (Vec::new(), false)),
+                pass: known.then(|| ChildPass::of_role(false)),
                 role: if known { Role::Master } else { Role::Unknown },
             },
             Plan::AppFork => ForChild {
-                pass: known.then(|| (Vec::new(), true)),
+                pass: known.then(|| ChildPass::of_role(true)),
                 role: Role::Unknown,
             },
             Plan::NoPass => ForChild {
@@ -141,19 +165,25 @@ mod tests {
 
     #[test]
     fn the_policy_table() {
-        let pass = |keep: Vec<RawFd>, release| Some((keep, release));
+        let pass = |keep: Vec<RawFd>, release_listeners, server_only| {
+            Some(ChildPass {
+                keep,
+                release_listeners,
+                server_only,
+            })
+        };
         for parent in [Role::Master, Role::Serving] {
             assert_eq!(
                 Plan::AppFork.for_child(parent),
                 ForChild {
-                    pass: pass(vec![], true),
+                    pass: pass(vec![], true, true),
                     role: Role::Unknown
                 }
             );
             assert_eq!(
                 Plan::ServerOwn.for_child(parent),
                 ForChild {
-                    pass: pass(vec![], false),
+                    pass: pass(vec![], false, true),
                     role: Role::Master
                 }
             );
@@ -177,7 +207,7 @@ mod tests {
             assert_eq!(
                 asked.clone().for_child(parent),
                 ForChild {
-                    pass: pass(vec![7], false),
+                    pass: pass(vec![7], false, false),
                     role: Role::Unknown
                 }
             );

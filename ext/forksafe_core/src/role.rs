@@ -70,22 +70,22 @@ pub fn current() -> Role {
 }
 
 /// Raises this process's role to `role` if it is lower, and returns the
-/// role now. A rise takes the addresses of the listeners open then: a
-/// connection accepted on one stays a client after the server closes it
-/// (a graceful stop). The first prepares what a server's children need
-/// (`kit`).
+/// role now. Each call takes the addresses of the listeners open then, as
+/// the server's: a connection accepted on one is a client in a child, even
+/// after the server closed the listener (a graceful stop), and a listener
+/// opened later by someone else (an app's own, a test suite's) is not the
+/// server's. The first rise prepares what a server's children need (`kit`).
 pub fn rise_to(role: Role) -> Role {
     let pid = this_process();
     let was = of(pid);
-    if role <= was {
-        return was;
-    }
-    ROLE.store(stamped(pid, role), Ordering::Relaxed);
-    if was == Role::Unknown {
-        kit::prepare();
+    if role > was {
+        ROLE.store(stamped(pid, role), Ordering::Relaxed);
+        if was == Role::Unknown {
+            kit::prepare();
+        }
     }
     listeners::remember();
-    role
+    was.max(role)
 }
 
 /// In a child, inside fork: its role from here on.

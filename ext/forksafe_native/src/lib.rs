@@ -15,14 +15,14 @@ use magnus::{
 use nix::errno::Errno;
 
 use forksafe_core::addr::SockAddr;
-use forksafe_core::classify::{self, Socket};
+use forksafe_core::classify::{self, Listeners, Socket};
 use forksafe_core::fds;
 use forksafe_core::ledger::ledger;
 use forksafe_core::neutralize::{shutdown_both, DeadEnd};
 use forksafe_core::pass::{self, PassOptions, PassReport};
 use forksafe_core::plan::{self, Plan};
 use forksafe_core::role::{self, Role};
-use forksafe_core::{atfork, in_flight, listeners};
+use forksafe_core::{atfork, in_flight};
 
 /// Defined in Ruby (lib/unicorn/forksafe/native.rb) before this library
 /// loads; looked up once.
@@ -73,14 +73,13 @@ fn open_fds() -> Result<Vec<RawFd>, Error> {
 }
 
 /// ForkSafe::Native.sockets(registered) -> [{fd:, kind:, local:, remote:, cloexec:}]:
-/// `registered` and the sockets of requests in flight count as clients,
-/// and connections on the addresses of listeners this process had.
+/// `registered` and the sockets of requests in flight count as clients.
 fn sockets(ruby: &Ruby, mut registered: Vec<RawFd>) -> Result<RArray, Error> {
     guard(|| {
         let me = std::process::id() as libc::pid_t;
         registered.extend(in_flight::of(me));
         let table = ruby.ary_new();
-        for socket in classify::sockets(&registered, &listeners::of(me)) {
+        for socket in classify::sockets(&registered, Listeners::Open) {
             table.push(socket_hash(ruby, &socket)?)?;
         }
         Ok(table)
@@ -121,7 +120,7 @@ fn child_pass(
             keep: &keep,
             release_listeners,
             registered: &registered,
-            remembered: &listeners::of(std::process::id() as libc::pid_t),
+            listeners: Listeners::Open,
             ..PassOptions::default()
         });
         report_hash(ruby, &report, started.elapsed())

@@ -28,13 +28,22 @@ module ForkSafe
         Native.request_end(ticket) if ticket
       end
 
+      # See ForkSafe.connection_opened: registered as a request's socket is.
+      def connection_opened(socket)
+        Native.request_begin(Descriptors.socket(socket, "socket"))
+      end
+
+      def connection_closed(ticket)
+        Native.request_end(ticket)
+      end
+
       def server_fork(&)
         Marks.current.server_fork(&)
       end
 
       # See ForkSafe.master and ForkSafe.serving.
       def rise_to(role, logger)
-        ForkSafe.config.server_logger ||= logger
+        ForkSafe.config.offer_server_logger(logger)
         Native.rise_to(role)
       end
 
@@ -87,10 +96,18 @@ module ForkSafe
 
         log_report(Native.last_pass, debug)
       rescue StandardError => e
-        ForkSafe.config.logger.warn("forksafe: process #{Process.pid}, after fork: #{e.class}: #{e.message}")
+        last_words("forksafe: process #{Process.pid}, after fork: #{e.class}: #{e.message}")
       end
 
       private
+
+      # The logger failed (closed, broken): the child goes on, and says so
+      # on stderr if it can.
+      def last_words(line)
+        $stderr.write("#{line}\n")
+      rescue StandardError
+        nil
+      end
 
       def arm
         pid, options = Thread.current[:forksafe_fork]

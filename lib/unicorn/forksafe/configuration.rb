@@ -15,8 +15,10 @@ module ForkSafe
     attr_reader :debug
     # Where debug lines and warnings go when no logger is set: the app's
     # (Rails.logger: the Railtie gives something whose call returns it),
-    # else the server's (which the integrations give), else $stderr.
-    attr_accessor :app_logger, :server_logger
+    # else the server's (which the integrations give, see
+    # offer_server_logger), else $stderr.
+    attr_accessor :app_logger
+    attr_reader :server_logger
 
     def initialize
       @fork_hook = true
@@ -42,14 +44,23 @@ module ForkSafe
 
     # Anything with info and warn, as Logger has; nil for the default.
     def logger=(value)
-      unless value.nil? || (value.respond_to?(:info) && value.respond_to?(:warn))
-        raise TypeError, "logger: expected a Logger (anything with info and warn), got #{value.class}"
-      end
+      @logger = a_logger("logger", value)
+    end
 
-      @logger = value
+    # The server's logger, given where it takes a role (ForkSafe.master,
+    # ForkSafe.serving): the first one given is kept.
+    def offer_server_logger(value)
+      logger = a_logger("logger", value)
+      @server_logger = logger if @server_logger.nil?
     end
 
     private
+
+    def a_logger(name, value)
+      return value if value.nil? || (value.respond_to?(:info) && value.respond_to?(:warn))
+
+      raise TypeError, "#{name}: expected a Logger (anything with info and warn), got #{value.class}"
+    end
 
     def boolean(name, value)
       return value if [true, false].include?(value)

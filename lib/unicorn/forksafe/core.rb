@@ -84,6 +84,19 @@ module ForkSafe
       ChildPolicy.request(socket, &)
     end
 
+    # Called by an integration for a connection its server holds outside
+    # any request, from its accept to its close (puma's reactor and
+    # keep-alive waits, an EventMachine connection): a child drops it even
+    # once the listeners are closed (a graceful stop). Returns a ticket for
+    # connection_closed. The process serves from then on.
+    def connection_opened(socket)
+      ChildPolicy.connection_opened(socket)
+    end
+
+    def connection_closed(ticket)
+      ChildPolicy.connection_closed(ticket)
+    end
+
     # Called by an integration where its server binds or inherits its
     # listeners in this process (a master, a mold), with the server's
     # logger: the role is at least :master from then on.

@@ -41,16 +41,26 @@ module ForkSafe
         end
       end
 
-      # Prepended to Puma::Server. The client is registered: a graceful
-      # stop closes the listeners before the requests in flight end, and no
-      # listener explains a client then. process_client takes the client and
-      # a buffer in 5.x, the client in 6.x and 7.x, a processor and the
-      # client since 8.0.
+      # Prepended to Puma::Server: each request is marked (its client is
+      # registered from its accept: see Connection).
       module Requests
         WITHOUT_IT = "requests are not marked"
 
-        def process_client(*args)
-          ForkSafe.request(args.find { |arg| arg.is_a?(::Puma::Client) }) { super }
+        def process_client(*)
+          ForkSafe.request { super }
+        end
+      end
+
+      # Prepended to Puma::Client, from its accept to its close: a graceful
+      # stop closes the listeners while connections wait in the reactor or
+      # the queue, and a child must drop them too, though no listener
+      # explains them then.
+      module Connection
+        WITHOUT_IT = "connections waiting in the reactor at a graceful stop are not the server's"
+
+        def initialize(io, *)
+          super
+          @forksafe_ticket = ForkSafe.connection_opened(io)
         end
       end
 
@@ -60,6 +70,8 @@ module ForkSafe
 
         def close
           ForkSafe.closing(io) { super }
+        ensure
+          ForkSafe.connection_closed(@forksafe_ticket) if @forksafe_ticket
         end
       end
 
@@ -114,6 +126,7 @@ module ForkSafe
     end
 
     [Puma::ResponseSockets, Puma::Serving, Puma::Requests].each { |hook| install("Puma::Server", hook, server: Puma) }
+    install("Puma::Client", Puma::Connection, server: Puma)
     install("Puma::Client", Puma::Close, server: Puma)
     install("Puma::Client", Puma::FullHijack, Puma::FullHijackCall, server: Puma)
     install("Puma::Cluster", Puma::Master, server: Puma)

@@ -21,10 +21,10 @@ module ForkSafe
         ::Thin::Logging.logger # nil when Thin runs silent
       end
 
-      # The connection's fd, from the reactor's descriptor table (read under
-      # the GVL, which the reactor holds while it changes that table). nil
-      # once the reactor has dropped the connection (a timeout before a
-      # deferred request ran): the request is still marked.
+      # The connection's fd (it has no Ruby IO), from the reactor's
+      # descriptor table (read under the GVL, which the reactor holds while
+      # it changes that table). nil once the reactor has dropped the
+      # connection.
       def self.fd(connection)
         EventMachine.get_file_descriptor(connection.signature)
       rescue RuntimeError
@@ -46,20 +46,42 @@ module ForkSafe
         end
       end
 
+      # Prepended to Thin::Connection, from the reactor's accept (post_init)
+      # to the connection's end (unbind): a graceful stop closes the
+      # listener while connections are still open, a slow client's among
+      # them, and a child must drop them too, though no listener explains
+      # them then.
+      module Connection
+        WITHOUT_IT = "connections open at a graceful stop are not the server's"
+
+        def post_init
+          super
+          fd = Thin.fd(self)
+          @forksafe_ticket = ForkSafe.connection_opened(fd) if fd
+        end
+
+        def unbind
+          super
+        ensure
+          ForkSafe.connection_closed(@forksafe_ticket) if @forksafe_ticket
+        end
+      end
+
       # Prepended to Thin::Connection: pre_process calls the app, in the
       # reactor's thread or, threaded, in one of EventMachine's defer
-      # threads. The connection has no Ruby IO: it is marked by its fd.
+      # threads.
       module Requests
         WITHOUT_IT = "requests are not marked"
 
         def pre_process
-          Integrations.serving { Thin.logger } # the gem loaded after Thin started
-          ForkSafe.request(Thin.fd(self)) { super }
+          Integrations.serving { Thin.logger } unless ForkSafe.serving? # the gem loaded after Thin started
+          ForkSafe.request { super } # its connection is registered: see Connection
         end
       end
     end
 
     install("Thin::Backends::Base", Thin::Serving, server: Thin)
+    install("Thin::Connection", Thin::Connection, server: Thin)
     install("Thin::Connection", Thin::Requests, server: Thin)
   end
 end

@@ -39,7 +39,7 @@ module ForkSafe
         private
 
         def process_client(client, *)
-          Integrations.serving { @logger }
+          Integrations.serving { @logger } unless ForkSafe.serving?
           ForkSafe.request(client) { super }
         end
       end
@@ -66,6 +66,15 @@ module ForkSafe
       # (worker_exec true) serves from inside this very method.
       module Master
         WITHOUT_IT = "forks in unicorn's master (a sidecar from before_fork) keep the listeners"
+
+        # The gem loaded where unicorn's listeners are open already: a
+        # worker loading the app (preload_app false), or the new master of
+        # a USR2 upgrade, which inherited them before it loads the app. A
+        # fork the app makes as it loads is app code already.
+        def self.prepended(server)
+          super
+          Integrations.master { nil } unless server::LISTENERS.empty?
+        end
 
         private
 
