@@ -3,18 +3,87 @@
 //! and listeners (`neutralize`, `pass`), and what a process keeps for its
 //! children and knows of its own forks (`kit`, `ledger`). The bindings in
 //! `forksafe_native` are the only code that knows Ruby.
+//!
+//! Linux only: the child's pass rests on `dup3`, `SOCK_CLOEXEC`,
+//! `TCP_INFO`, `/proc` and `getdents64`, and on what Linux reports of an
+//! accepted socket. Elsewhere the crate is one `compile_error!` naming the
+//! platform, not errors deep in its modules; the gem does not build it
+//! there (extconf.rb writes a Makefile that builds nothing) and runs with
+//! fork protection off (lib/unicorn/forksafe/native_stand_in.rb).
 
+// The platform named in the message below.
+#[cfg(target_os = "macos")]
+macro_rules! platform {
+    () => {
+        "macOS"
+    };
+}
+#[cfg(target_os = "freebsd")]
+macro_rules! platform {
+    () => {
+        "FreeBSD"
+    };
+}
+#[cfg(target_os = "openbsd")]
+macro_rules! platform {
+    () => {
+        "OpenBSD"
+    };
+}
+#[cfg(target_os = "netbsd")]
+macro_rules! platform {
+    () => {
+        "NetBSD"
+    };
+}
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd"
+)))]
+macro_rules! platform {
+    () => {
+        "not Linux"
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(concat!(
+    "forksafe_core builds for Linux only (the child's pass uses dup3, SOCK_CLOEXEC, TCP_INFO ",
+    "and /proc), and this target is ",
+    platform!(),
+    ". unicorn-forksafe installs here without it: `gem install` builds no Rust on this ",
+    "platform, and the gem runs with fork protection off (shutdown before close still works, ",
+    "ForkSafe.fork is a plain fork)."
+));
+
+#[cfg(target_os = "linux")]
 pub mod addr;
+#[cfg(target_os = "linux")]
 pub mod atfork;
+#[cfg(target_os = "linux")]
 pub mod classify;
+#[cfg(target_os = "linux")]
 pub mod fds;
+#[cfg(target_os = "linux")]
 mod fork_lock;
+#[cfg(target_os = "linux")]
 pub mod in_flight;
+#[cfg(target_os = "linux")]
 pub mod kit;
+#[cfg(target_os = "linux")]
 pub mod ledger;
+#[cfg(target_os = "linux")]
 pub mod listeners;
+#[cfg(target_os = "linux")]
 pub mod neutralize;
+#[cfg(target_os = "linux")]
 pub mod pass;
+#[cfg(target_os = "linux")]
 pub mod pid;
+#[cfg(target_os = "linux")]
 pub mod plan;
+#[cfg(target_os = "linux")]
 pub mod role;

@@ -15,12 +15,29 @@ module ForkSafe
   # neither is there, the LoadError says what is missing and the command that
   # builds it. Any other failure (a library that does not link, an undefined
   # symbol) is raised as it is: rebuilding is not the answer to those.
+  #
+  # Where the child's pass cannot run, ForkSafe::Native is a stand-in in Ruby
+  # instead (native_stand_in.rb), and fork protection is off: on a Ruby that
+  # is not Linux's, with FORKSAFE_PLATFORM=unsupported (which tests this
+  # branch on Linux), or when the install built no extension and left the
+  # reason in forksafe_native.off (see extconf.rb). This is the only place
+  # that tells the two apart.
   module NativeLoader
     FEATURES = ["#{RUBY_VERSION[/\A\d+\.\d+/]}/forksafe_native", "forksafe_native"].freeze
     # A checkout has the gemspec next to lib/; an installed gem does not.
     ROOT = File.expand_path("../../..", __dir__)
+    # What the install leaves instead of the library: why it built none.
+    OFF = File.expand_path("forksafe_native.off", __dir__)
+
+    # Why fork protection is off in this process (a sentence), or nil when
+    # the native core is loaded.
+    def self.off_reason
+      @off_reason
+    end
 
     def self.load
+      return stand_in if (@off_reason = off_before_loading)
+
       missing = FEATURES.map do |feature|
         return require_relative(feature)
       rescue LoadError => e
@@ -28,6 +45,8 @@ module ForkSafe
 
         e
       end
+      return stand_in if (@off_reason = built_none)
+
       raise LoadError, explain(missing)
     end
 
@@ -49,6 +68,30 @@ module ForkSafe
         "Build it with: gem pristine unicorn-forksafe (in a bundle: bundle pristine unicorn-forksafe)"
       end
     end
+
+    # FORKSAFE_PLATFORM other than "unsupported" or nothing is a mistake.
+    def self.off_before_loading
+      case (forced = ENV.fetch("FORKSAFE_PLATFORM", ""))
+      when "unsupported" then return "FORKSAFE_PLATFORM=unsupported is set"
+      when "" then nil
+      else raise Error, %(FORKSAFE_PLATFORM must be "unsupported" or unset, not #{forced.inspect})
+      end
+      return if RUBY_PLATFORM.include?("linux")
+
+      "the child's pass is built for Linux only, and this Ruby is #{RUBY_PLATFORM}"
+    end
+
+    def self.built_none
+      reason = File.read(OFF).strip
+      "the gem was installed without its native extension, because #{reason.empty? ? "(no reason given)" : reason}"
+    rescue SystemCallError
+      nil
+    end
+
+    def self.stand_in
+      require_relative "native_stand_in"
+    end
+    private_class_method :off_before_loading, :built_none, :stand_in
   end
 end
 
