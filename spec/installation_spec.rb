@@ -65,6 +65,16 @@ RSpec.describe "loading the native extension" do
     TEXT
   end
 
+  # A fat platform gem's required_ruby_version spans minors it does not
+  # carry (3.2, between 3.1 and 3.3).
+  it "in a platform gem without this Ruby's library, names the Rubies it carries and the source gem" do
+    %w[2.7 9.8].each { |version| place(File.join(plain_dir, version)) }
+    expect(require_copy).to include(
+      "\nThis platform gem carries it for Ruby 2.7, 9.8 only. Take the source gem instead (it builds it with " \
+      "Rust): bundle config set force_ruby_platform true, or gem install --platform ruby\n"
+    )
+  end
+
   it "in a checkout, names rake compile as the command" do
     FileUtils.touch(File.join(@root, "unicorn-forksafe.gemspec"))
     expect(require_copy).to include("\nBuild it in #{@root} with: bundle exec rake compile\n")

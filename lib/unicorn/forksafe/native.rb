@@ -64,9 +64,18 @@ module ForkSafe
     def self.build_command
       if File.exist?(File.join(ROOT, "unicorn-forksafe.gemspec"))
         "Build it in #{ROOT} with: bundle exec rake compile"
+      elsif (carried = platform_gem_rubies).any?
+        "This platform gem carries it for Ruby #{carried.join(", ")} only. Take the source gem instead " \
+          "(it builds it with Rust): bundle config set force_ruby_platform true, or gem install --platform ruby"
       else
         "Build it with: gem pristine unicorn-forksafe (in a bundle: bundle pristine unicorn-forksafe)"
       end
+    end
+
+    # The Ruby minors whose library a platform gem carries (Ruby 3.2 falls
+    # inside a fat gem's required_ruby_version without being one of them).
+    def self.platform_gem_rubies
+      Dir[File.join(__dir__, "*.*", "forksafe_native.*")].map { |path| File.basename(File.dirname(path)) }.sort
     end
 
     # FORKSAFE_PLATFORM other than "unsupported" or nothing is a mistake.
