@@ -40,10 +40,10 @@ module Support
 
     # Whether the port binds once the server has stopped, while an orphan
     # (forked by the request the block makes) still lives.
-    def orphan_after_stop(server, signal)
+    def orphan_after_stop(server, signal, limit: 20)
       raise "the request forked no child" unless yield(server).include?("forked")
 
-      stop_server(server, signal)
+      stop_server(server, signal, limit:)
       TCPServer.new("127.0.0.1", server.port).close
       :port_free
     rescue Errno::EADDRINUSE
