@@ -89,6 +89,15 @@ module ProtectionOff # rubocop:disable Metrics/ModuleLength (the examples, in it
     end
 
     # The same, for a script that prints JSON last: that JSON, parsed.
+    # A process that serves, with its listener (`server`) open.
+    serving = <<~RUBY
+      require "socket"
+      require "unicorn/forksafe"
+      ForkSafe.config.logger = Logger.new(File::NULL)
+      ForkSafe.serving(nil)
+      server = TCPServer.new("127.0.0.1", 0)
+    RUBY
+
     def fresh_json(script, **options)
       JSON.parse(fresh_ruby(script, **options).first.lines.last)
     end
@@ -170,12 +179,7 @@ module ProtectionOff # rubocop:disable Metrics/ModuleLength (the examples, in it
       end
 
       it "forks plainly: the child still holds the client, and ForkSafe.fork keeps its contract and its errors" do
-        result = fresh_json(<<~RUBY)
-          require "socket"
-          require "unicorn/forksafe"
-          ForkSafe.config.logger = Logger.new(File::NULL)
-          ForkSafe.serving(nil)
-          server = TCPServer.new("127.0.0.1", 0)
+        result = fresh_json(serving + <<~RUBY)
           client = TCPSocket.new("127.0.0.1", server.addr[1])
           accepted = server.accept
           peer = ->(&fork) do
@@ -208,12 +212,7 @@ module ProtectionOff # rubocop:disable Metrics/ModuleLength (the examples, in it
       end
 
       it "shuts a connection down before the server closes it (BasicSocket#shutdown): EOF while a child holds it" do
-        result = fresh_json(<<~RUBY)
-          require "socket"
-          require "unicorn/forksafe"
-          ForkSafe.config.logger = Logger.new(File::NULL)
-          ForkSafe.serving(nil)
-          server = TCPServer.new("127.0.0.1", 0)
+        result = fresh_json(serving + <<~RUBY)
           eof = lambda do |writes_first: false, keep: false|
             client = TCPSocket.new("127.0.0.1", server.addr[1])
             accepted = server.accept

@@ -59,31 +59,29 @@ compile_error!(concat!(
     "ForkSafe.fork is a plain fork)."
 ));
 
-#[cfg(target_os = "linux")]
-pub mod addr;
-#[cfg(target_os = "linux")]
-pub mod atfork;
-#[cfg(target_os = "linux")]
-pub mod classify;
-#[cfg(target_os = "linux")]
-pub mod fds;
-#[cfg(target_os = "linux")]
-mod fork_lock;
-#[cfg(target_os = "linux")]
-pub mod in_flight;
-#[cfg(target_os = "linux")]
-pub mod kit;
-#[cfg(target_os = "linux")]
-pub mod ledger;
-#[cfg(target_os = "linux")]
-pub mod listeners;
-#[cfg(target_os = "linux")]
-pub mod neutralize;
-#[cfg(target_os = "linux")]
-pub mod pass;
-#[cfg(target_os = "linux")]
-pub mod pid;
-#[cfg(target_os = "linux")]
-pub mod plan;
-#[cfg(target_os = "linux")]
-pub mod role;
+/// Declares the crate's modules, each built on Linux only.
+macro_rules! linux_only {
+    ($($vis:vis mod $name:ident;)*) => {
+        $(
+            #[cfg(target_os = "linux")]
+            $vis mod $name;
+        )*
+    };
+}
+
+linux_only! {
+    pub mod addr;
+    pub mod atfork;
+    pub mod classify;
+    pub mod fds;
+    mod fork_lock;
+    pub mod in_flight;
+    pub mod kit;
+    pub mod ledger;
+    pub mod listeners;
+    pub mod neutralize;
+    pub mod pass;
+    pub mod pid;
+    pub mod plan;
+    pub mod role;
+}

@@ -51,12 +51,7 @@ module ForkSafe
       module Master
         WITHOUT_IT = "forks in pitchfork's mold keep the listeners"
 
-        # The gem loaded where pitchfork's listeners are open already (a
-        # worker, a mold of a refork): see Unicorn::Master.
-        def self.prepended(server)
-          super
-          Integrations.master { nil } unless server::LISTENERS.empty?
-        end
+        extend ListenersOpen
 
         private
 

@@ -5,6 +5,19 @@ require_relative "../integrations"
 
 module ForkSafe
   module Integrations # rubocop:disable Style/Documentation (see integrations.rb)
+    # Extended into a unicorn-family hook: prepended where the server's
+    # listeners (its LISTENERS) are open already, the gem loaded with the
+    # app in a process that holds them (a worker of preload_app false, the
+    # new master of a USR2 upgrade, which inherited them before it loads
+    # the app), the process is a server's at once: a fork the app makes as
+    # it loads is app code.
+    module ListenersOpen
+      def prepended(server)
+        super
+        Integrations.master { nil } unless server::LISTENERS.empty?
+      end
+    end
+
     # Unicorn 4.x to 6.x. Unicorn shuts down before close on its normal
     # path; its error path (handle_error) and the app's close of a hijacked
     # socket only close, so a forked child's reference kept the client
@@ -67,14 +80,7 @@ module ForkSafe
       module Master
         WITHOUT_IT = "forks in unicorn's master (a sidecar from before_fork) keep the listeners"
 
-        # The gem loaded where unicorn's listeners are open already: a
-        # worker loading the app (preload_app false), or the new master of
-        # a USR2 upgrade, which inherited them before it loads the app. A
-        # fork the app makes as it loads is app code already.
-        def self.prepended(server)
-          super
-          Integrations.master { nil } unless server::LISTENERS.empty?
-        end
+        extend ListenersOpen
 
         private
 
