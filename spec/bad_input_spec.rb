@@ -87,9 +87,9 @@ RSpec.describe "bad input to the Ruby API" do
     end
 
     it "names a role that is not one" do
-      expect { ForkSafe::Native.rise_to(:boss) }
+      expect { ForkSafe::Native.rise_to(:boss, nil) }
         .to raise_error(ArgumentError, /role: must be :master or :serving, got :boss/)
-      expect { ForkSafe::Native.rise_to("master") }.to raise_error(TypeError)
+      expect { ForkSafe::Native.rise_to("master", nil) }.to raise_error(TypeError)
     end
   end
 

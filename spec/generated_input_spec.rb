@@ -33,7 +33,7 @@ RSpec.describe "generated input" do
   def native_calls(pick)
     { open_fds: 0, sockets: 1, neutralize: 1, shutdown: 1, child_pass: 3, last_pass: 0, stats: 0,
       arm_pass: 2, arm_server_own: 0, arm_app_fork: 0, arm_no_pass: 0, disarm: 0, pass_unplanned: 1, role: 0,
-      rise_to: 1, request_begin: 1, request_end: 1,
+      rise_to: 2, request_begin: 1, request_end: 1,
       pass_has_trouble?: 0 }.to_h do |name, arity|
       ["Native.#{name}", -> { ForkSafe::Native.public_send(name, *Array.new(arity) { pick.call }) }]
     end

@@ -122,4 +122,21 @@ RSpec.describe "roles" do
     end
     expect(result).to eq([[0, "from the child"], :listener])
   end
+
+  # A test suite's own forking component beside Capybara's puma, or
+  # Passenger's preloader beside an in-process metrics server: puma says
+  # which listeners are its own.
+  it "leaves a listener opened before an in-process puma serves, and its connections, as without the gem" do
+    result = in_child do
+      require "puma"
+      require "puma/server"
+      listener = track(TCPServer.new("127.0.0.1", 0))
+      puma = Puma::Server.new(->(_env) { [200, {}, ["ok"]] })
+      puma.add_tcp_listener("127.0.0.1", 0)
+      puma.run
+      outbound = track(TCPSocket.new("127.0.0.1", listener.addr[1]))
+      [ForkSafe.role, child_write_reaches_peer(forks["Kernel#fork"], outbound, track(listener.accept))]
+    end
+    expect(result).to eq([:serving, [0, "from the child"]])
+  end
 end

@@ -246,7 +246,7 @@ module ProtectionOff # rubocop:disable Metrics/ModuleLength (the examples, in it
         result = fresh_json(<<~RUBY)
           require "unicorn/forksafe"
           reader, = IO.pipe
-          calls = [-> { ForkSafe::Native.rise_to(:boss) }, -> { ForkSafe::Native.rise_to("master") },
+          calls = [-> { ForkSafe::Native.rise_to(:boss, nil) }, -> { ForkSafe::Native.rise_to("master", nil) },
                    -> { ForkSafe.request("x") { nil } }, -> { ForkSafe.request(reader) { nil } },
                    -> { ForkSafe.request(999_999) { nil } }, -> { ForkSafe::Native.request_end(-1) },
                    -> { ForkSafe::Native.arm_pass([3, "x"], true) }, -> { ForkSafe::Native.neutralize(0) },

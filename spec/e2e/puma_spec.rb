@@ -112,6 +112,45 @@ RSpec.describe "puma with forking requests", :e2e do
     end
   end
 
+  # A child forked by a hook of the app's in puma's cluster: in the master
+  # before it forks its workers (before_fork, after puma bound), or in a
+  # worker as it boots, before it serves (before_worker_boot, named
+  # on_worker_boot before puma 7). The gem comes with the preloaded app.
+  def start_with_hook_child(gem:, hook:)
+    start_puma(gem:, workers: 2, config: <<~CONFIG)
+      preload_app!
+      hook = #{hook.dump}
+      hook = :on_worker_boot if hook == "before_worker_boot" && !respond_to?(:before_worker_boot)
+      send(hook) do
+        next if $hook_child
+        $hook_child = fork do
+          $stderr.syswrite("hook child \#{Process.pid} forked by \#{Process.ppid}\n")
+          sleep 40
+          exit!(0)
+        end
+      end
+    CONFIG
+  end
+
+  def hook_child_forked(server)
+    wait_for_log(server, /hook child \d+ forked/, 1)
+    File.readlines(server.log).grep(/hook child/).first
+  end
+
+  %w[before_fork before_worker_boot].each do |hook|
+    it "frees the port at a graceful stop while a child forked in #{hook} lives" do
+      server = start_with_hook_child(gem: true, hook:)
+      child = hook_child_forked(server)
+      expect(http_get(server.port, "/").last).to end_with("hello\n") # the workers kept the listener
+      expect(orphan_after_stop(server, :TERM, limit: 45) { child }).to eq(:port_free)
+    end
+
+    it "without the gem, leaves a child forked in #{hook} holding the port" do
+      server = start_with_hook_child(gem: false, hook:)
+      expect(orphan_after_stop(server, :TERM, limit: 45) { hook_child_forked(server) }).to eq(:port_held)
+    end
+  end
+
   # A client that has sent half its headers: puma accepted it and parked
   # it in the reactor, which leaves both threads free.
   def parked_slow_client(server)

@@ -75,5 +75,23 @@ RSpec.describe "unicorn with forking requests", :e2e do
       expect(http_get(server.port, "/").last).to end_with("hello\n") # the worker has loaded the app
       expect(orphan_after_stop(server, :QUIT) { boot_child(server) }).to eq(gem ? :port_free : :port_held)
     end
+
+    # A port of each worker's own, bound in after_fork (as unicorn's
+    # documentation shows): the server's too.
+    it "#{gem ? "frees" : "without the gem, leaves"} a worker's own port (after_fork's listen) at a graceful stop " \
+       "while the orphan of a request on it lives" do
+      own = free_port
+      server = start_unicorn(gem:, config: "after_fork { |server, _| server.listen('127.0.0.1:#{own}') }")
+      wait_for_log(server, /listening on addr=127.0.0.1:#{own}/, 1)
+      orphan = http_get(own, "/fork?via=plain&life=20", limit: 2).last
+      expect(orphan_after_stop(server, :QUIT) { orphan }).to eq(gem ? :port_free : :port_held) # the master's
+      free = begin
+        TCPServer.new("127.0.0.1", own).close
+        true
+      rescue Errno::EADDRINUSE
+        false
+      end
+      expect(free).to be(gem)
+    end
   end
 end

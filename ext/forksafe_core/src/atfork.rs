@@ -136,6 +136,9 @@ fn pass_in_child() {
     let parent = FORKING.load(Ordering::Relaxed);
     let planned = plan::for_fork_of(parent).for_child(role::of(parent));
     role::set_in_child(planned.role);
+    if planned.role == Role::Master && Lock::Listeners.taken() {
+        listeners::adopt(parent);
+    }
     let Some(pass) = planned.pass else {
         return;
     };

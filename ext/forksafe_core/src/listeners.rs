@@ -15,8 +15,11 @@
 //! may be given that port, and the connections the server still holds (at
 //! a graceful stop) are those it registered (`in_flight`).
 
+use std::os::fd::RawFd;
+
 use crate::addr::SockAddr;
-use crate::classify::{sockets, Kind, Listeners};
+use crate::classify::{sockets_among, Kind, Listeners};
+use crate::fds::open_fds;
 use crate::fork_lock::ForkLock;
 use crate::pid::this_process;
 
@@ -32,9 +35,23 @@ pub(crate) static KNOWN: ForkLock<Known> = ForkLock::new(Known {
     addresses: Vec::new(),
 });
 
-/// Adds the addresses of the listeners open now to this process's.
-pub fn remember() {
-    let open: Vec<SockAddr> = sockets(&[], Listeners::Open)
+/// Which of the process's listeners a server says are its own.
+#[derive(Clone, Copy, Debug)]
+pub enum Given<'a> {
+    /// These fds (the server's listener objects: unicorn's LISTENERS,
+    /// puma's binder): those of them listening.
+    Fds(&'a [RawFd]),
+    /// Every listener open now: a server that names none.
+    AllOpen,
+}
+
+/// Adds the addresses of the server's listeners to this process's.
+pub fn remember(given: Given) {
+    let fds = match given {
+        Given::Fds(fds) => fds.to_vec(),
+        Given::AllOpen => open_fds(),
+    };
+    let ours: Vec<SockAddr> = sockets_among(fds, &[], Listeners::Open)
         .into_iter()
         .filter(|s| s.kind == Kind::Listener && s.local != SockAddr::Unnamed)
         .map(|s| s.local)
@@ -45,10 +62,20 @@ pub fn remember() {
         known.pid = pid;
         known.addresses.clear();
     }
-    for address in open {
+    for address in ours {
         if !known.addresses.contains(&address) {
             known.addresses.push(address);
         }
+    }
+}
+
+/// In a child of the server's own fork (a worker, a mold), inside fork:
+/// its parent's listeners are its own, before it says so itself (a
+/// worker's boot hooks run before it serves).
+pub(crate) fn adopt(parent: libc::pid_t) {
+    let mut known = KNOWN.lock();
+    if known.pid == parent {
+        known.pid = this_process();
     }
 }
 
@@ -67,18 +94,25 @@ pub fn of(pid: libc::pid_t) -> Vec<SockAddr> {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+    use std::os::fd::AsRawFd;
 
     #[test]
-    fn a_listener_is_remembered_after_it_closes() {
+    fn a_listener_is_remembered_once_and_for_this_process() {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = SockAddr::Inet(server.local_addr().unwrap());
-        remember();
-        remember();
-        assert_eq!(
-            of(this_process()).iter().filter(|a| **a == address).count(),
-            1
-        );
-        drop(server);
+        remember(Given::AllOpen);
+        remember(Given::Fds(&[server.as_raw_fd()]));
+        let known = of(this_process());
+        assert_eq!(known.iter().filter(|a| **a == address).count(), 1);
         assert!(of(this_process() + 1).is_empty());
+    }
+
+    #[test]
+    fn the_listeners_given_are_remembered_and_what_is_not_one_is_ignored() {
+        let ours = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (reader, _writer) = nix::unistd::pipe().unwrap();
+        remember(Given::Fds(&[ours.as_raw_fd(), reader.as_raw_fd()]));
+        let known = of(this_process());
+        assert!(known.contains(&SockAddr::Inet(ours.local_addr().unwrap())));
     }
 }

@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::kit;
-use crate::listeners;
+use crate::listeners::{self, Given};
 use crate::pid::this_process;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,12 +70,10 @@ pub fn current() -> Role {
 }
 
 /// Raises this process's role to `role` if it is lower, and returns the
-/// role now. Each call takes the addresses of the listeners open then, as
-/// the server's: a connection accepted on one is a client in a child, even
-/// after the server closed the listener (a graceful stop), and a listener
-/// opened later by someone else (an app's own, a test suite's) is not the
-/// server's. The first rise prepares what a server's children need (`kit`).
-pub fn rise_to(role: Role) -> Role {
+/// role now. Each call adds the addresses of the server's listeners (see
+/// `listeners`): those it gives, or every one open then. The first rise
+/// prepares what a server's children need (`kit`).
+pub fn rise_to(role: Role, listeners: Given) -> Role {
     let pid = this_process();
     let was = of(pid);
     if role > was {
@@ -84,7 +82,7 @@ pub fn rise_to(role: Role) -> Role {
             kit::prepare();
         }
     }
-    listeners::remember();
+    listeners::remember(listeners);
     was.max(role)
 }
 
@@ -101,10 +99,10 @@ mod tests {
     fn rises_and_never_falls_and_is_the_process_s() {
         let me = this_process();
         let start = current();
-        assert_eq!(rise_to(Role::Master), start.max(Role::Master));
+        assert_eq!(rise_to(Role::Master, Given::AllOpen), start.max(Role::Master));
         assert!(current() >= Role::Master);
-        assert_eq!(rise_to(Role::Serving), Role::Serving);
-        assert_eq!(rise_to(Role::Master), Role::Serving);
+        assert_eq!(rise_to(Role::Serving, Given::AllOpen), Role::Serving);
+        assert_eq!(rise_to(Role::Master, Given::AllOpen), Role::Serving);
         assert_eq!(current(), Role::Serving);
         // Another process's memory of it counts for nothing.
         assert_eq!(of(me + 1), Role::Unknown);

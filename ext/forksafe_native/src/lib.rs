@@ -18,6 +18,7 @@ use forksafe_core::addr::SockAddr;
 use forksafe_core::classify::{self, Listeners, Socket};
 use forksafe_core::fds;
 use forksafe_core::ledger::ledger;
+use forksafe_core::listeners::Given;
 use forksafe_core::neutralize::{shutdown_both, DeadEnd};
 use forksafe_core::pass::{self, PassOptions, PassReport};
 use forksafe_core::plan::{self, Plan};
@@ -58,7 +59,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_module_function("disarm", function!(disarm, 0))?;
     native.define_module_function("pass_unplanned", function!(pass_unplanned, 1))?;
     native.define_module_function("role", function!(current_role, 0))?;
-    native.define_module_function("rise_to", function!(rise_to, 1))?;
+    native.define_module_function("rise_to", function!(rise_to, 2))?;
     native.define_module_function("request_begin", function!(request_begin, 1))?;
     native.define_module_function("request_end", function!(request_end, 1))?;
     native.define_module_function("pass_has_trouble?", function!(pass_has_trouble, 0))?;
@@ -189,9 +190,10 @@ fn current_role(ruby: &Ruby) -> Result<Symbol, Error> {
     guard(|| Ok(ruby.to_symbol(role::current().name())))
 }
 
-/// ForkSafe::Native.rise_to(:master or :serving) -> the role now: this
-/// process is a server's (roles only rise), with the listeners open now.
-fn rise_to(ruby: &Ruby, to: Symbol) -> Result<Symbol, Error> {
+/// ForkSafe::Native.rise_to(:master or :serving, listeners) -> the role
+/// now: this process is a server's (roles only rise), and `listeners` (fds,
+/// or nil for every listener open now) are the server's.
+fn rise_to(ruby: &Ruby, to: Symbol, listeners: Option<Vec<RawFd>>) -> Result<Symbol, Error> {
     let to = match to.name()?.as_ref() {
         "master" => Role::Master,
         "serving" => Role::Serving,
@@ -202,7 +204,10 @@ fn rise_to(ruby: &Ruby, to: Symbol) -> Result<Symbol, Error> {
             ))
         }
     };
-    guard(|| Ok(ruby.to_symbol(role::rise_to(to).name())))
+    guard(|| {
+        let given = listeners.as_deref().map_or(Given::AllOpen, Given::Fds);
+        Ok(ruby.to_symbol(role::rise_to(to, given).name()))
+    })
 }
 
 /// ForkSafe::Native.request_begin(fd or nil) -> ticket: a request in
@@ -212,7 +217,7 @@ fn request_begin(ruby: &Ruby, fd: Option<RawFd>) -> Result<in_flight::Ticket, Er
         let ticket = in_flight::begin(fd)
             .map_err(|e| errno_error(ruby, "register", "socket", fd.unwrap_or(-1), e))?;
         if role::current() != Role::Serving {
-            role::rise_to(Role::Serving);
+            role::rise_to(Role::Serving, Given::AllOpen);
         }
         Ok(ticket)
     })

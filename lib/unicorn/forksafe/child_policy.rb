@@ -42,9 +42,9 @@ module ForkSafe
       end
 
       # See ForkSafe.master and ForkSafe.serving.
-      def rise_to(role, logger)
+      def rise_to(role, logger, listeners)
         ForkSafe.config.offer_server_logger(logger)
-        Native.rise_to(role)
+        Native.rise_to(role, listeners && Descriptors.list(listeners, "listeners"))
       end
 
       def role

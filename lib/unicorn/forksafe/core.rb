@@ -99,9 +99,13 @@ module ForkSafe
 
     # Called by an integration where its server binds or inherits its
     # listeners in this process (a master, a mold), with the server's
-    # logger: the role is at least :master from then on.
-    def master(logger)
-      ChildPolicy.rise_to(:master, logger)
+    # logger: the role is at least :master from then on. `listeners`: the
+    # server's listening sockets (IOs or fds), whose addresses are
+    # remembered as the server's; without them, every listener open then is
+    # taken for one. A fork here drops the server's listeners, and the
+    # connections accepted on them, only: others are the app's business.
+    def master(logger, listeners: nil)
+      ChildPolicy.rise_to(:master, logger, listeners)
     end
 
     # Called by an integration where its server starts serving requests in
@@ -113,8 +117,8 @@ module ForkSafe
     # thread or fiber: a job runner's thread serves no request, yet its
     # orphan would hold the port as surely. A serving process that forks
     # workers marks those forks with server_fork, as a master does.
-    def serving(logger)
-      ChildPolicy.rise_to(:serving, logger)
+    def serving(logger, listeners: nil)
+      ChildPolicy.rise_to(:serving, logger, listeners)
     end
 
     def serving?

@@ -60,15 +60,21 @@ module ForkSafe
       # ForkSafe.serving), and on a request in a process that does not
       # serve yet (the app loaded the gem after the start). The block gives
       # the server's logger.
-      def serving
-        ForkSafe.serving(yield)
+      def serving(listeners: nil)
+        ForkSafe.serving(yield, listeners: listening(listeners))
         stop_waiting unless @served
       end
 
       # Where the server binds or inherits its listeners in this process
       # (see ForkSafe.master). The block gives the server's logger.
-      def master
-        ForkSafe.master(yield)
+      def master(listeners: nil)
+        ForkSafe.master(yield, listeners: listening(listeners))
+      end
+
+      # Those of a server's listener objects still open (a stop closes
+      # them, and they may stay in its list).
+      def listening(ios)
+        ios&.reject { |io| (io.respond_to?(:to_io) ? io.to_io : io).closed? }
       end
 
       # From Requires: hooks the classes waited for that are defined now.

@@ -75,10 +75,11 @@ module ForkSafe
       end
 
       # Roles only rise; returns the role now.
-      def rise_to(to)
+      def rise_to(to, listeners)
         raise TypeError, "no implicit conversion of #{to.class} into Symbol" unless to.is_a?(Symbol)
         raise ArgumentError, "role: must be :master or :serving, got :#{to}" unless %i[master serving].include?(to)
 
+        fds(listeners) if listeners
         say_off
         @role = [Process.pid, to] if ROLES.index(to) > ROLES.index(role)
         role
@@ -88,7 +89,7 @@ module ForkSafe
       def request_begin(fd)
         raise ArgumentError, "socket: #{fd} is not an open file descriptor" if fd && !open?(raw_fd(fd))
 
-        rise_to(:serving) unless role == :serving
+        rise_to(:serving, nil) unless role == :serving
         @tickets += 1
       end
 

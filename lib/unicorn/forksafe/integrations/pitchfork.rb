@@ -56,7 +56,7 @@ module ForkSafe
         private
 
         def bind_listeners!(*)
-          super.tap { Integrations.master { @logger } }
+          super.tap { Integrations.master(listeners: self.class::LISTENERS) { @logger } }
         end
       end
 
@@ -96,7 +96,8 @@ module ForkSafe
       end
     end
 
-    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Pitchfork::ResponseSockets, Pitchfork::Master,
+    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Unicorn::Listen, Pitchfork::ResponseSockets,
+     Pitchfork::Master,
      Pitchfork::SpawnsChildren].each { |hook| install("Pitchfork::HttpServer", hook, server: Pitchfork) }
     install("Pitchfork", Pitchfork::CleanFork, server: Pitchfork)
     install("Pitchfork::HttpParser", Pitchfork::FullHijack, server: Pitchfork)

@@ -36,7 +36,7 @@ module ForkSafe
         WITHOUT_IT = "forks from threads other than a request's keep the listeners"
 
         def run(*, **)
-          Integrations.serving { ServerLog.new(@log_writer || @events) }
+          Integrations.serving(listeners: @binder.ios) { ServerLog.new(@log_writer || @events) }
           super
         end
       end
@@ -100,13 +100,24 @@ module ForkSafe
         WITHOUT_IT = "forks in puma's cluster master (a plugin's) keep the listeners"
 
         def run(*)
-          Integrations.master { ServerLog.new(@log_writer || @events) }
+          Integrations.master(listeners: @launcher.binder.ios) { ServerLog.new(@log_writer || @events) }
           super
         end
 
         def spawn_workers(*)
-          Integrations.master { ServerLog.new(@log_writer || @events) }
+          Integrations.master(listeners: @launcher.binder.ios) { ServerLog.new(@log_writer || @events) }
           super
+        end
+      end
+
+      # Prepended to Puma::Binder: where puma binds its listeners (a
+      # cluster master before its before_fork hooks, a single-mode puma
+      # before it serves), they are the server's.
+      module Binds
+        WITHOUT_IT = "forks in puma's master before its workers (before_fork) keep the listeners"
+
+        def parse(*)
+          super.tap { Integrations.master(listeners: ios) { ServerLog.new(@log_writer || @events) } }
         end
       end
 
@@ -130,6 +141,7 @@ module ForkSafe
     install("Puma::Client", Puma::Close, server: Puma)
     install("Puma::Client", Puma::FullHijack, Puma::FullHijackCall, server: Puma)
     install("Puma::Cluster", Puma::Master, server: Puma)
+    install("Puma::Binder", Puma::Binds, server: Puma)
     install("Puma::Cluster", Puma::OwnForks, server: Puma)
     install("Puma::Cluster::Worker", Puma::OwnForks, server: Puma)
   end

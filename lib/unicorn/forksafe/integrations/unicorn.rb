@@ -14,7 +14,7 @@ module ForkSafe
     module ListenersOpen
       def prepended(server)
         super
-        Integrations.master { nil } unless server::LISTENERS.empty?
+        Integrations.master(listeners: server::LISTENERS) { nil } unless server::LISTENERS.empty?
       end
     end
 
@@ -36,7 +36,7 @@ module ForkSafe
         private
 
         def worker_loop(*)
-          Integrations.serving { @logger }
+          Integrations.serving(listeners: self.class::LISTENERS) { @logger }
           super
         end
       end
@@ -52,7 +52,7 @@ module ForkSafe
         private
 
         def process_client(client, *)
-          Integrations.serving { @logger } unless ForkSafe.serving?
+          Integrations.serving(listeners: self.class::LISTENERS) { @logger } unless ForkSafe.serving?
           ForkSafe.request(client) { super }
         end
       end
@@ -85,8 +85,19 @@ module ForkSafe
         private
 
         def spawn_missing_workers(*)
-          Integrations.master { @logger } unless @worker_data
+          Integrations.master(listeners: self.class::LISTENERS) { @logger } unless @worker_data
           super
+        end
+      end
+
+      # Prepended to Unicorn::HttpServer: a listener bound later, by the
+      # master or by a worker (after_fork may listen on a port of its own),
+      # is the server's too.
+      module Listen
+        WITHOUT_IT = "a listener a worker binds in after_fork is not the server's"
+
+        def listen(*)
+          super.tap { Integrations.master(listeners: self.class::LISTENERS) { @logger } }
         end
       end
 
@@ -118,7 +129,8 @@ module ForkSafe
       end
     end
 
-    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Unicorn::Master, Unicorn::OwnForks]
+    [Unicorn::Serving, Unicorn::Requests, Unicorn::ErrorResponses, Unicorn::Master, Unicorn::Listen,
+     Unicorn::OwnForks]
       .each { |hook| install("Unicorn::HttpServer", hook, server: Unicorn) }
     install("Unicorn::HttpParser", Unicorn::Hijack, server: Unicorn)
   end
