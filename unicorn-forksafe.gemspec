@@ -15,8 +15,6 @@ Gem::Specification.new do |spec|
   spec.authors = ["unicorn-forksafe developers"]
   spec.license = "MIT"
   spec.required_ruby_version = ">= 3.1" # Process._fork
-  # The configuration's default logger; a bundled gem from Ruby 3.5 on.
-  spec.add_dependency "logger"
 
   spec.files = Dir[
     "lib/**/*.rb",
