@@ -75,6 +75,15 @@ RSpec.describe "loading the native extension" do
     )
   end
 
+  # As on a system older than the one it was built for: the library's
+  # needed glibc versions renamed past any there is.
+  it "with a library that needs a newer glibc, raises the loader's error and names the source gem" do
+    place(versioned_dir, File.binread(built).gsub("GLIBC_2.", "GLIBC_9."))
+    out = require_copy
+    expect(out).to match(/\ALoadError: .*version `GLIBC_9\.[\d.]+' not found/)
+    expect(out).to include("this platform gem needs a newer glibc than this system's. Take the source gem instead")
+  end
+
   it "in a checkout, names rake compile as the command" do
     FileUtils.touch(File.join(@root, "unicorn-forksafe.gemspec"))
     expect(require_copy).to include("\nBuild it in #{@root} with: bundle exec rake compile\n")

@@ -41,9 +41,7 @@ module ForkSafe
       missing = FEATURES.map do |feature|
         return require_relative(feature)
       rescue LoadError => e
-        raise unless e.path == File.expand_path(feature, __dir__)
-
-        e
+        missing(e, feature)
       end
       return stand_in if (@off_reason = built_none)
 
@@ -59,6 +57,23 @@ module ForkSafe
         #{build_command}
         (#{missing.map(&:message).join("; ")})
       TEXT
+    end
+
+    # The LoadError of a feature that is not there; any other is raised.
+    def self.missing(error, feature)
+      raise too_old_a_glibc(error) if error.message.include?("GLIBC_")
+      raise error unless error.path == File.expand_path(feature, __dir__)
+
+      error
+    end
+
+    # A platform gem's library on a system whose glibc is older than the one
+    # it needs (a version `GLIBC_2.34' not found): Ruby's message, and the
+    # way out, the source gem, built here.
+    def self.too_old_a_glibc(error)
+      LoadError.new("#{error.message}\nunicorn-forksafe: this platform gem needs a newer glibc than this " \
+                    "system's. Take the source gem instead (it builds with Rust): bundle config set " \
+                    "force_ruby_platform true, or gem install --platform ruby")
     end
 
     def self.build_command
@@ -100,7 +115,7 @@ module ForkSafe
     def self.stand_in
       require_relative "native_stand_in"
     end
-    private_class_method :off_before_loading, :built_none, :stand_in
+    private_class_method :off_before_loading, :built_none, :stand_in, :missing, :too_old_a_glibc
   end
 end
 
