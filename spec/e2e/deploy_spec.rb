@@ -64,13 +64,7 @@ RSpec.describe "deploys under load, with the gem", :e2e do
         stop_server(server)
         Process.kill(:QUIT, upgraded)
         poll(20, -> { "the new master #{upgraded} did not exit" }) { !alive?(upgraded) }
-        free = begin
-          TCPServer.new("127.0.0.1", server.port).close
-          true
-        rescue Errno::EADDRINUSE
-          false
-        end
-        expect(free).to be(gem)
+        expect(port_free?(server.port)).to be(gem)
       end
     end
   end

@@ -85,13 +85,7 @@ RSpec.describe "unicorn with forking requests", :e2e do
       wait_for_log(server, /listening on addr=127.0.0.1:#{own}/, 1)
       orphan = http_get(own, "/fork?via=plain&life=20", limit: 2).last
       expect(orphan_after_stop(server, :QUIT) { orphan }).to eq(gem ? :port_free : :port_held) # the master's
-      free = begin
-        TCPServer.new("127.0.0.1", own).close
-        true
-      rescue Errno::EADDRINUSE
-        false
-      end
-      expect(free).to be(gem)
+      expect(port_free?(own)).to be(gem)
     end
   end
 end

@@ -44,10 +44,15 @@ module Support
       raise "the request forked no child" unless yield(server).include?("forked")
 
       stop_server(server, signal, limit:)
-      TCPServer.new("127.0.0.1", server.port).close
-      :port_free
+      port_free?(server.port) ? :port_free : :port_held
+    end
+
+    # Whether a new server can bind the port on 127.0.0.1.
+    def port_free?(port)
+      TCPServer.new("127.0.0.1", port).close
+      true
     rescue Errno::EADDRINUSE
-      :port_held
+      false
     end
   end
 
