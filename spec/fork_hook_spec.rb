@@ -2,7 +2,7 @@
 
 require "tempfile"
 
-RSpec.describe "the Process._fork hook" do
+RSpec.describe "the Process._fork hook", compat: %w[ruby3.4_puma_6.6] do
   def port_refused?(port)
     track(TCPSocket.new("127.0.0.1", port))
     false

@@ -2,7 +2,7 @@
 
 require "open3"
 
-RSpec.describe "ForkSafe.fork" do
+RSpec.describe "ForkSafe.fork", compat: %w[ruby3.4_puma_6.6] do
   def wait_status(pid)
     children.delete(pid)
     Process.wait2(pid).last

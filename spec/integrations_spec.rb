@@ -6,7 +6,7 @@ require "tmpdir"
 
 # Integrations install whether the server loads before or after the gem,
 # and whether or not the class has its methods yet.
-RSpec.describe ForkSafe::Integrations do
+RSpec.describe ForkSafe::Integrations, compat: %w[debian13 ruby3.4_puma_6.6] do
   let(:integration) { Module.new { def self.version = "testserver 9.9" } }
 
   def hook(name, without_it = "nothing is protected")

@@ -5,7 +5,7 @@ require "open3"
 # The child's pass runs inside fork(2) itself (a fork handler of the native
 # core), before fork returns to any code of the child: another library's
 # Process._fork hook, a C extension's fork, the app.
-RSpec.describe "the child's pass inside fork" do
+RSpec.describe "the child's pass inside fork", compat: %w[debian13 ruby3.4_puma_6.6] do
   # A Ruby process serving one connection with `script`: it prints its
   # port, accepts the test's connection as $client and runs the rest.
   # Returns what the test's client read and the seconds until EOF.

@@ -6,7 +6,7 @@ require "tmpdir"
 
 # config.forksafe and Rails.logger, in a Rails app booted in a fresh Ruby
 # (a Rails application is one per process).
-RSpec.describe "ForkSafe in a Rails app" do
+RSpec.describe "ForkSafe in a Rails app", compat: %w[debian13] do
   let(:lib) { File.expand_path("../lib", __dir__) }
 
   # Boots an app whose class body runs `config` (after `before`, which may

@@ -3,7 +3,7 @@
 # The role of a process decides what its forks drop. The suite's process
 # serves (spec_helper); each example here starts from a child of it, which
 # knows no server (:unknown) until it says otherwise.
-RSpec.describe "roles" do
+RSpec.describe "roles", compat: %w[ruby3.4_puma_6.6] do
   # What the peer of an accepted connection gets when a child of this
   # process, forked by `via`, writes into its copy of the connection and
   # the parent then closes its own plainly.

@@ -7,7 +7,7 @@
 # examples exist only where the bundle has that server (never a skip
 # reported as a pass): Debian's bundle has unicorn and puma, the pitchfork
 # cells pitchfork.
-RSpec.describe "deploys under load, with the gem", :e2e do
+RSpec.describe "deploys under load, with the gem", :e2e, compat: %w[unicorn puma pitchfork debian13] do
   include Support::Deploy
   include Support::PitchforkServer
 

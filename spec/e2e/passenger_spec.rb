@@ -13,7 +13,7 @@
 # changes: a connection the app closes itself (a hijack), the connections a
 # child can still write into, and the app process's listener, which an
 # orphan kept once the app process had exited.
-RSpec.describe "Passenger with forking requests", :e2e do
+RSpec.describe "Passenger with forking requests", :e2e, compat: %w[passenger] do
   forks = { "ForkSafe.fork" => "via=forksafe", "Kernel#fork" => "via=plain", "fork(2) from C" => "via=native" }
   forked = %r{\AHTTP/1\.[01] 200 OK\r\n.*\r\n\r\nforked (\d+)\n\z}m
   streamed = /\AHTTP.*\r\n\r\nstreamed\n\z/m

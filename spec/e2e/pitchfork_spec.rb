@@ -8,7 +8,7 @@
 # (and fails a cell whose column is empty).
 return unless Support::Versions.installed("pitchfork")
 
-RSpec.describe "pitchfork with forking requests", :e2e do
+RSpec.describe "pitchfork with forking requests", :e2e, compat: %w[pitchfork] do
   include Support::PitchforkServer
 
   def start(gem:, env: {}, config: nil, **options)

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # Real puma processes, real clients reading until EOF.
-RSpec.describe "puma with forking requests", :e2e do
+RSpec.describe "puma with forking requests", :e2e, compat: %w[puma debian13 ruby3.4] do
   def start(gem:, env: {}, config: nil)
     start_puma(gem:, env:, config:)
   end

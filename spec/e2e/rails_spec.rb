@@ -5,7 +5,7 @@ require_relative "../support/rails_app"
 # A Rails app in production mode (Support::RailsApp), the gem installed from
 # its platform .gem, on unicorn and puma; each situation with a twin without
 # the gem that shows the wait.
-RSpec.describe "a Rails app whose requests fork", :e2e do
+RSpec.describe "a Rails app whose requests fork", :e2e, compat: %w[debian13] do
   include Support::RailsApp
 
   # Path => what the client reads: each forks a child living for seconds.

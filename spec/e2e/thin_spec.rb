@@ -6,7 +6,7 @@
 # EventMachine shuts every connection down before it closes it, so the
 # client's EOF never waited for a child, gem or not; what the gem changes
 # is what the child holds: the listener, and connections it can write into.
-RSpec.describe "Thin with forking requests", :e2e do
+RSpec.describe "Thin with forking requests", :e2e, compat: %w[thin] do
   forks = { "ForkSafe.fork" => "via=forksafe", "Kernel#fork" => "via=plain", "fork(2) from C" => "via=native" }
   answers = { "" => %r{\AHTTP/1\.[01] 200 OK\r\n.*\r\n\r\nforked (\d+)\n\z}m,
               "&raise=1" => %r{\AHTTP/1\.[01] 500 }m }

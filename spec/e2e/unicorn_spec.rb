@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # Real unicorn processes, real clients reading until EOF.
-RSpec.describe "unicorn with forking requests", :e2e do
+RSpec.describe "unicorn with forking requests", :e2e, compat: %w[unicorn debian13] do
   def start(gem:, env: {}, config: nil, **options)
     start_unicorn(gem:, env:, config: config.to_s, **options)
   end

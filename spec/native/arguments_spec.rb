@@ -5,7 +5,7 @@ require "stringio"
 # What a caller gives for a socket is turned into an fd once, on the Ruby
 # side (ForkSafe::Descriptors), with a message naming the argument; the
 # native core takes plain data, and names what the kernel refused.
-RSpec.describe "argument checking" do
+RSpec.describe "argument checking", compat: %w[ruby3.4_puma_6.6] do
   let(:unused_fd) { (1000..65_000).find { |fd| !ForkSafe::Native.open_fds.include?(fd) } }
 
   describe "ForkSafe::Descriptors.fd" do

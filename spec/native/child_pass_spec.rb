@@ -2,7 +2,7 @@
 
 require "tmpdir"
 
-RSpec.describe "ForkSafe::Native.child_pass" do
+RSpec.describe "ForkSafe::Native.child_pass", compat: %w[ruby3.4_puma_6.6] do
   it "neutralizes accepted clients and keeps listeners for a server's own fork" do
     listener, outbound, accepted = tcp_connection
     report = in_child { ForkSafe::Native.child_pass([], false, []) }

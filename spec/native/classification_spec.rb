@@ -2,7 +2,7 @@
 
 require "tmpdir"
 
-RSpec.describe "ForkSafe::Native.sockets classification" do
+RSpec.describe "ForkSafe::Native.sockets classification", compat: %w[ruby3.4_puma_6.6] do
   it "tells a specific IPv4 listener, its accepted client and our outbound connection apart" do
     listener, outbound, accepted = tcp_connection("127.0.0.1")
     expect(kind_of_fd(listener)).to eq(:listener)

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-RSpec.describe "ForkSafe::Native.neutralize" do
+RSpec.describe "ForkSafe::Native.neutralize", compat: %w[ruby3.4_puma_6.6] do
   # The situation of every bug this gem fixes: a child holds a reference to
   # the accepted socket, and the parent closes its own.
   def child_holding(accepted, neutralize:)

@@ -5,7 +5,7 @@
 # It was still accepted by one of our listeners, and a forked child drops it
 # like any other client. Sockets only bound to a listener's address, never
 # connected, are not clients, and stay usable in the child.
-RSpec.describe "A client reset by its peer" do
+RSpec.describe "A client reset by its peer", compat: %w[ruby3.4_puma_6.6] do
   def reset_by_peer(outbound, accepted)
     outbound.setsockopt(Socket::Option.linger(true, 0))
     outbound.close

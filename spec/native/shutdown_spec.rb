@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-RSpec.describe "ForkSafe::Native.shutdown" do
+RSpec.describe "ForkSafe::Native.shutdown", compat: %w[ruby3.4_puma_6.6] do
   it "gives the peer EOF while another process still holds the socket" do
     _listener, outbound, accepted = tcp_connection
     child { sleep 6 }
