@@ -17,6 +17,7 @@ rounds = Integer(ARGV[2] || 11)
 
 listener = TCPServer.new("127.0.0.1", 0)
 PORT = listener.addr[1]
+ForkSafe.serving(nil, listeners: [listener]) # as a worker: every other fork drops its clients
 held = Array.new(connections) { [TCPSocket.new("127.0.0.1", PORT), listener.accept] }
 ballast = Array.new(objects) { Object.new } # rubocop:disable Lint/UselessAssignment (kept alive on purpose)
 

@@ -1,83 +1,98 @@
-//! The child's whole pass as the gem makes it (with what the parent keeps
-//! for its children: see `kit`), per open fd, against the floor of one
-//! fstat per fd (on a list of fds known in advance), both timed in freshly
-//! forked children of this process, in alternating rounds.
+//! The child's pass as a serving process's fork makes it, inside fork(2)
+//! (the handlers installed, the role taken, the listener remembered, the
+//! accepted connections registered as a server registers them), against
+//! the floor of one fstat per fd. Both are timed in the child, and as the
+//! fork round trip (fork, the child's work, _exit, waitpid) against a
+//! plain fork: one process, alternating rounds, medians.
 //!
-//!   cargo run --release --example pass_floor [-- FD_COUNTS ROUNDS]
+//!   cargo run --release --example pass_floor [-- FD_COUNTS ROUNDS FORKS_PER_ROUND]
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use forksafe_core::fds::open_fds;
-use forksafe_core::kit;
-use forksafe_core::pass::{child_pass, PassOptions};
+use forksafe_core::ledger::ledger;
+use forksafe_core::listeners::Given;
+use forksafe_core::role::{self, Role};
+use forksafe_core::{atfork, in_flight, plan};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let counts: Vec<usize> = args
-        .first()
-        .map_or("64,256,4096", String::as_str)
+    let arg = |at: usize, default: &str| args.get(at).map_or(default, String::as_str).to_owned();
+    let counts: Vec<usize> = arg(0, "64,256,4096")
         .split(',')
         .map(|n| n.parse().expect("FD_COUNTS: numbers separated by commas"))
         .collect();
-    let rounds: usize = args
-        .get(1)
-        .map_or(31, |n| n.parse().expect("ROUNDS: a number"));
+    let rounds: usize = arg(1, "11").parse().expect("ROUNDS: a number");
+    let forks: usize = arg(2, "20").parse().expect("FORKS_PER_ROUND: a number");
     raise_fd_limit(counts.iter().max().copied().unwrap_or(0) + 64);
 
-    println!("| open fds | pass | pass per fd | fstat floor per fd | pass / floor |");
-    println!("|---:|---:|---:|---:|---:|");
-    // What the gem does when it loads: the children use what it keeps.
-    kit::prepare();
-    let mut held = Held::default();
-    let parent = std::process::id() as libc::pid_t;
+    atfork::install().expect("pthread_atfork");
+    let mut held = Held::new();
+    role::rise_to(Role::Serving, Given::Fds(&[held.listener.as_raw_fd()]));
+
+    println!(
+        "| open fds | plain fork | fork + pass | fork + floor | pass / plain | floor / plain \
+         | pass in the child | floor in the child | pass / floor |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for count in counts {
         held.open_until(count);
         let fds = open_fds();
-        let (mut pass, mut floor) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            pass.push(in_child(|| {
-                child_pass(&PassOptions {
-                    release_listeners: true,
-                    fd_table_size: kit::fd_table_size_of(parent),
-                    dead_end: kit::inherited_dead_end(),
-                    ..PassOptions::default()
-                });
-            }));
-            floor.push(in_child(|| fstat_each(&fds)));
+        let mut times = [(); 5].map(|_| Vec::new());
+        for round in 0..=rounds {
+            let round_trips = [
+                per_fork(forks, false, || {}),
+                per_fork(forks, true, || {}),
+                per_fork(forks, false, || fstat_each(&fds)),
+            ];
+            let in_child = [in_child(true, || {}), in_child(false, || fstat_each(&fds))];
+            if round > 0 {
+                // The first round warms up.
+                for (times, took) in times
+                    .iter_mut()
+                    .zip(round_trips.into_iter().chain(in_child))
+                {
+                    times.push(took);
+                }
+            }
         }
-        let (pass, floor) = (median(pass), median(floor));
-        let n = fds.len() as f64;
+        let [plain, pass, floor, pass_alone, floor_alone] = times.map(median);
         println!(
-            "| {} | {:.0} us | {:.3} us | {:.3} us | {:.2} |",
+            "| {} | {plain:.0} us | {pass:.0} us | {floor:.0} us | {:.3} | {:.3} | {pass_alone:.0} us \
+             | {floor_alone:.0} us | {:.2} |",
             fds.len(),
-            pass,
-            pass / n,
-            floor / n,
-            pass / floor
+            pass / plain,
+            floor / plain,
+            pass_alone / floor_alone
         );
     }
 }
 
-/// Listener, accepted and outbound connections, pipes and files, in turn.
-#[derive(Default)]
+/// Listener, accepted and outbound connections, pipes and files, in turn;
+/// each accepted connection registered, as puma registers its clients.
 struct Held {
-    listener: Option<TcpListener>,
+    listener: TcpListener,
     fds: Vec<OwnedFd>,
 }
 
 impl Held {
+    fn new() -> Self {
+        Self {
+            listener: TcpListener::bind("127.0.0.1:0").expect("listen"),
+            fds: Vec::new(),
+        }
+    }
+
     fn open_until(&mut self, count: usize) {
-        let listener = self
-            .listener
-            .get_or_insert_with(|| TcpListener::bind("127.0.0.1:0").expect("listen"));
-        let addr = listener.local_addr().expect("local address");
+        let addr = self.listener.local_addr().expect("local address");
         while open_fds().len() < count {
             let outbound = TcpStream::connect(addr).expect("connect");
-            let (accepted, _) = listener.accept().expect("accept");
+            let (accepted, _) = self.listener.accept().expect("accept");
+            in_flight::begin(Some(accepted.as_raw_fd())).expect("register");
             let (reader, writer) = nix::unistd::pipe().expect("pipe");
             let file = File::open("/dev/null").expect("/dev/null");
             self.fds.extend([
@@ -99,23 +114,50 @@ fn fstat_each(fds: &[RawFd]) {
     }
 }
 
-/// Microseconds `work` takes in a freshly forked child.
-fn in_child(work: impl FnOnce()) -> f64 {
-    let (reader, writer) = nix::unistd::pipe().expect("pipe");
-    // SAFETY: the child only runs `work`, writes to a pipe and _exits.
+/// A fork whose child passes (an app's fork in a serving process) or not
+/// (a fork nobody planned, with the hook off).
+fn fork(pass: bool) -> libc::pid_t {
+    plan::pass_unplanned(pass);
+    // SAFETY: the caller's child only runs plain code and _exits.
     let child = unsafe { libc::fork() };
     assert!(child >= 0, "fork failed");
+    child
+}
+
+/// Microseconds per round trip of `forks` forks whose child runs `work`.
+fn per_fork(forks: usize, pass: bool, work: impl Fn()) -> f64 {
+    let started = Instant::now();
+    for _ in 0..forks {
+        let child = fork(pass);
+        if child == 0 {
+            work();
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        // SAFETY: waits for our own child; no status is needed.
+        unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    }
+    started.elapsed().as_secs_f64() * 1e6 / forks as f64
+}
+
+/// Microseconds the child's pass (as its ledger has it) or `work` takes.
+fn in_child(pass: bool, work: impl FnOnce()) -> f64 {
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    let child = fork(pass);
     if child == 0 {
         let started = Instant::now();
         work();
-        let micros = started.elapsed().as_secs_f64() * 1e6;
-        let _ = File::from(writer).write_all(&micros.to_ne_bytes());
+        let took = match ledger().own_pass() {
+            Some(own) if pass => own.took.as_secs_f64(),
+            _ => started.elapsed().as_secs_f64(),
+        };
+        let _ = File::from(writer).write_all(&(took * 1e6).to_ne_bytes());
         // SAFETY: ends the child without running the parent's destructors.
         unsafe { libc::_exit(0) }
     }
     drop(writer);
     let mut bytes = [0u8; 8];
-    let read = std::io::Read::read_exact(&mut File::from(reader), &mut bytes);
+    let read = File::from(reader).read_exact(&mut bytes);
     // SAFETY: waits for our own child; no status is needed.
     unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
     read.expect("the child's timing");

@@ -19,7 +19,7 @@ use crate::classify::Listeners;
 use crate::in_flight;
 use crate::kit;
 use crate::ledger::{self, ledger, OwnPass};
-use crate::listeners;
+use crate::listeners::{self, ServerListeners};
 use crate::pass::{child_pass, PassOptions};
 use crate::pid;
 use crate::plan;
@@ -50,7 +50,14 @@ impl Lock {
 
     fn try_hold(self) -> bool {
         match self {
-            Lock::InFlight => in_flight::IN_FLIGHT.try_hold(PATIENCE),
+            Lock::InFlight => in_flight::IN_FLIGHT
+                .try_lock(PATIENCE)
+                .map(|mut table| {
+                    table.sort_for_fork();
+                    // Held across the fork: released in both processes.
+                    std::mem::forget(table);
+                })
+                .is_some(),
             Lock::Kit => kit::KIT.try_hold(PATIENCE),
             Lock::Ledger => ledger::LEDGER.try_hold(PATIENCE),
             Lock::Listeners => listeners::KNOWN.try_hold(PATIENCE),
@@ -142,19 +149,12 @@ fn pass_in_child() {
     let Some(pass) = planned.pass else {
         return;
     };
-    let registered = if Lock::InFlight.taken() {
-        in_flight::of(parent)
-    } else {
-        Vec::new()
-    };
-    // Without the table of the server's addresses, the server's
-    // listeners cannot be told: none are, and only registered sockets are
-    // clients.
-    let remembered = if Lock::Listeners.taken() {
-        listeners::of(parent)
-    } else {
-        Vec::new()
-    };
+    // Without a table, what it holds goes unknown: a request's socket is
+    // then a client only if a listener explains it, and without the
+    // server's addresses none does.
+    let in_flight = Lock::InFlight.taken().then(in_flight::table);
+    let known = Lock::Listeners.taken().then(listeners::known);
+    let no_listeners = ServerListeners::default();
     let (fd_table_size, dead_end) = if Lock::Kit.taken() {
         (kit::fd_table_size_of(parent), kit::inherited_dead_end())
     } else {
@@ -164,9 +164,9 @@ fn pass_in_child() {
     let report = child_pass(&PassOptions {
         keep: &pass.keep,
         release_listeners: pass.release_listeners,
-        registered: &registered,
+        in_flight: in_flight.as_ref().map_or(&[], |table| table.of(parent)),
         listeners: if pass.server_only {
-            Listeners::Server(&remembered)
+            Listeners::Server(known.as_ref().and_then(|k| k.of(parent)).unwrap_or(&no_listeners))
         } else {
             Listeners::Open
         },

@@ -14,6 +14,7 @@ use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
 
 use crate::addr::SockAddr;
 use crate::fds::open_fds;
+use crate::listeners::ServerListeners;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -66,14 +67,14 @@ pub enum Listeners<'a> {
     /// Every listener open (a pass asked for, `ForkSafe.sockets`).
     #[default]
     Open,
-    /// Only the server's: the open listeners bound to these addresses,
-    /// which the process remembered when it took a server's role. A
-    /// listener and its connections that are none of the server's (a
-    /// preloader's, a test suite's) are the app's business. An address
-    /// whose listener is closed explains nothing: a connection the server
-    /// still holds then (a graceful stop) is one it registered, and an
-    /// outbound connection may take that port.
-    Server(&'a [SockAddr]),
+    /// Only the server's: the open listeners bound to its addresses, which
+    /// the process remembered when it took a server's role (see
+    /// `listeners`). A listener and its connections that are none of the
+    /// server's (a preloader's, a test suite's) are the app's business. An
+    /// address whose listener is closed explains nothing: a connection the
+    /// server still holds then (a graceful stop) is one it registered, and
+    /// an outbound connection may take that port.
+    Server(&'a ServerListeners),
 }
 
 impl Listeners<'_> {
@@ -81,7 +82,7 @@ impl Listeners<'_> {
     pub fn includes(&self, local: &SockAddr) -> bool {
         match self {
             Listeners::Open => true,
-            Listeners::Server(addresses) => addresses.contains(local),
+            Listeners::Server(ours) => ours.addresses.contains(local),
         }
     }
 }
@@ -157,25 +158,15 @@ fn was_connected(_fd: RawFd) -> bool {
 }
 
 pub fn classify(probes: Vec<Probe>, registered: &[RawFd], listeners: Listeners) -> Vec<Socket> {
-    let listeners: Vec<SockAddr> = probes
+    let open: Vec<SockAddr> = probes
         .iter()
         .filter(|p| p.listening && listeners.includes(&p.local))
         .map(|p| p.local.clone())
         .collect();
-    let accepted =
-        |p: &Probe| registered.contains(&p.fd) || listeners.iter().any(|l| p.local.accepted_by(l));
     probes
         .into_iter()
         .map(|p| {
-            let kind = match (&p.remote, p.stream, p.listening) {
-                (_, false, _) => Kind::Datagram,
-                (_, true, true) => Kind::Listener,
-                (Some(_), true, false) if accepted(&p) => Kind::Client,
-                (Some(_), true, false) => Kind::Connected,
-                // Reset by its peer: accepted all the same.
-                (None, true, false) if p.was_connected && accepted(&p) => Kind::Client,
-                (None, true, false) => Kind::Unconnected,
-            };
+            let kind = kind_of(&p, registered.contains(&p.fd), &open);
             Socket {
                 fd: p.fd,
                 kind,
@@ -184,6 +175,21 @@ pub fn classify(probes: Vec<Probe>, registered: &[RawFd], listeners: Listeners) 
             }
         })
         .collect()
+}
+
+/// What a probed socket is, given whether it was registered as in flight
+/// and the addresses of the listeners open whose connections are clients.
+pub fn kind_of(p: &Probe, registered: bool, listeners: &[SockAddr]) -> Kind {
+    let accepted = || registered || listeners.iter().any(|l| p.local.accepted_by(l));
+    match (&p.remote, p.stream, p.listening) {
+        (_, false, _) => Kind::Datagram,
+        (_, true, true) => Kind::Listener,
+        (Some(_), true, false) if accepted() => Kind::Client,
+        (Some(_), true, false) => Kind::Connected,
+        // Reset by its peer: accepted all the same.
+        (None, true, false) if p.was_connected && accepted() => Kind::Client,
+        (None, true, false) => Kind::Unconnected,
+    }
 }
 
 /// SO_TYPE: SOCK_STREAM, SOCK_DGRAM, ...
@@ -215,6 +221,13 @@ mod tests {
 
     fn inet(s: &str) -> SockAddr {
         SockAddr::Inet(s.parse().unwrap())
+    }
+
+    fn server_at(address: SockAddr) -> ServerListeners {
+        ServerListeners {
+            addresses: vec![address],
+            sockets: Vec::new(),
+        }
     }
 
     fn stream(fd: RawFd, local: SockAddr, remote: Option<SockAddr>) -> Probe {
@@ -296,7 +309,7 @@ mod tests {
             stream(4, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:50000"))),
             stream(5, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:5432"))),
         ];
-        let server = [inet("0.0.0.0:8080")];
+        let server = server_at(inet("0.0.0.0:8080"));
         assert_eq!(
             classify(probes, &[4], Listeners::Server(&server))
                 .into_iter()
@@ -316,7 +329,7 @@ mod tests {
             stream(6, preloader(), Some(SockAddr::Unnamed)),
             stream(7, inet("127.0.0.1:9090"), Some(inet("127.0.0.1:50001"))),
         ];
-        let server = [inet("127.0.0.1:8080")];
+        let server = server_at(inet("127.0.0.1:8080"));
         assert_eq!(
             classify(probes, &[7], Listeners::Server(&server))
                 .into_iter()

@@ -23,22 +23,27 @@ const SWEEP_CAP: u64 = 1 << 20;
 const POLL_CHUNK: usize = 256;
 
 pub fn open_fds() -> Vec<RawFd> {
-    open_fds_within(None)
+    let mut fds = Vec::new();
+    each_open_fd(None, |fd| fds.push(fd));
+    fds
 }
 
-/// The same, given a bound on the fd table's size if the caller knows one
-/// (a child is given its parent's: see `kit`); else FDSize is read.
-pub fn open_fds_within(known_table_size: Option<RawFd>) -> Vec<RawFd> {
+/// Calls `visit` with each open fd, in ascending order, given a bound on
+/// the fd table's size if the caller knows one (a child is given its
+/// parent's: see `kit`); else FDSize is read. The sweep keeps nothing but
+/// a chunk of slots on the stack: a freshly forked child that writes a
+/// page copies it.
+pub fn each_open_fd(known_table_size: Option<RawFd>, visit: impl FnMut(RawFd)) {
     let table_size = known_table_size.or_else(fd_table_size);
     if let Some(size) = table_size.filter(|&size| size <= SWEEP_TABLE_MAX) {
-        return open_below(size);
+        return sweep_below(size, visit);
     }
     match list_fd_dir() {
         Ok(mut fds) => {
             fds.sort_unstable();
-            fds
+            fds.into_iter().for_each(visit);
         }
-        Err(_) => open_below(rlimit_bound()),
+        Err(_) => sweep_below(rlimit_bound(), visit),
     }
 }
 
@@ -46,8 +51,7 @@ pub fn open_fds_within(known_table_size: Option<RawFd>) -> Vec<RawFd> {
 /// waits on nothing: it only reports POLLNVAL for a slot with no file. If a
 /// call fails as a whole (nfds above a tiny RLIMIT_NOFILE, say), that chunk
 /// is checked one F_GETFD at a time.
-fn open_below(limit: RawFd) -> Vec<RawFd> {
-    let mut fds = Vec::new();
+fn sweep_below(limit: RawFd, mut visit: impl FnMut(RawFd)) {
     let mut slots = [libc::pollfd {
         fd: 0,
         events: 0,
@@ -65,16 +69,16 @@ fn open_below(limit: RawFd) -> Vec<RawFd> {
         }
         // SAFETY: chunk is a valid array of chunk.len() pollfds.
         if unsafe { libc::poll(chunk.as_mut_ptr(), chunk.len() as libc::nfds_t, 0) } < 0 {
-            fds.extend(chunk.iter().map(|slot| slot.fd).filter(|&fd| is_open(fd)));
+            let open = chunk.iter().map(|slot| slot.fd).filter(|&fd| is_open(fd));
+            open.for_each(&mut visit);
         } else {
             let open = chunk
                 .iter()
                 .filter(|slot| slot.revents & libc::POLLNVAL == 0);
-            fds.extend(open.map(|slot| slot.fd));
+            open.for_each(|slot| visit(slot.fd));
         }
         base += chunk.len() as RawFd;
     }
-    fds
 }
 
 #[cfg(target_os = "linux")]
@@ -247,6 +251,12 @@ fn rlimit_bound() -> RawFd {
 mod tests {
     use super::*;
 
+    fn swept_below(limit: RawFd) -> Vec<RawFd> {
+        let mut fds = Vec::new();
+        sweep_below(limit, |fd| fds.push(fd));
+        fds
+    }
+
     fn dirent(name: &str) -> Vec<u8> {
         let reclen = (19 + name.len() + 1).next_multiple_of(8);
         let mut rec = vec![0u8; reclen];
@@ -312,8 +322,8 @@ mod tests {
         for found in [
             &fds,
             &listed,
-            &open_below(rlimit_bound()),
-            &open_below(table),
+            &swept_below(rlimit_bound()),
+            &swept_below(table),
         ] {
             assert!(held.iter().all(|fd| found.contains(fd)), "{found:?}");
         }
@@ -325,9 +335,9 @@ mod tests {
         let (reader, _writer) = nix::unistd::pipe().unwrap();
         // Far above the numbers the other tests, running in parallel, use.
         let high = fcntl(&reader, FcntlArg::F_DUPFD_CLOEXEC(700)).unwrap();
-        assert!(open_below(high + 1).contains(&high));
-        assert!(!open_below(high).contains(&high));
+        assert!(swept_below(high + 1).contains(&high));
+        assert!(!swept_below(high).contains(&high));
         nix::unistd::close(high).unwrap();
-        assert!(!open_below(high + 1).contains(&high));
+        assert!(!swept_below(high + 1).contains(&high));
     }
 }

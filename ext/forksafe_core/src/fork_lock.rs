@@ -61,6 +61,13 @@ impl<T> ForkLock<T> {
     /// signal handler that interrupted this crate), and so would wait for
     /// ever. False when it was not taken.
     pub fn try_hold(&self, patience: Duration) -> bool {
+        self.try_lock(patience).map(std::mem::forget).is_some()
+    }
+
+    /// The same, with a guard: the prepare handler may set the data in
+    /// order for the child before it forgets the guard, and so holds the
+    /// lock across the fork.
+    pub fn try_lock(&self, patience: Duration) -> Option<Guard<'_, T>> {
         let started = Instant::now();
         loop {
             if self
@@ -68,10 +75,10 @@ impl<T> ForkLock<T> {
                 .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return true;
+                return Some(Guard { lock: self });
             }
             if started.elapsed() >= patience {
-                return false;
+                return None;
             }
             std::thread::yield_now();
         }

@@ -15,19 +15,50 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-use crate::fds::Seen;
-use crate::fork_lock::ForkLock;
+use crate::classify::probe;
+use crate::fds::{cloexec, Seen};
+use crate::fork_lock::{ForkLock, Guard};
 use crate::pid::this_process;
 
 /// What `begin` returns, for `end`.
 pub type Ticket = u64;
+
+/// A request's socket, as the child's pass takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub socket: Seen,
+    /// Its FD_CLOEXEC flag when the request began, which the dead end put
+    /// in its place keeps (servers do not change it mid-request).
+    pub cloexec: bool,
+    pub ticket: Ticket,
+}
+
+impl Request {
+    /// A request on `fd`, if its socket may be a client: a stream socket,
+    /// not listening, connected or reset by its peer (see `classify`). It
+    /// is asked once, here, so that a child confirms the socket with one
+    /// fstat. EBADF when `fd` is not open.
+    pub fn on(fd: RawFd, ticket: Ticket) -> Result<Option<Request>, Errno> {
+        let socket = Seen::now(fd).ok_or(Errno::EBADF)?;
+        let cloexec = cloexec(fd)?;
+        let client = probe(fd)
+            .is_some_and(|p| p.stream && !p.listening && (p.remote.is_some() || p.was_connected));
+        Ok(client.then_some(Request {
+            socket,
+            cloexec,
+            ticket,
+        }))
+    }
+}
 
 pub(crate) struct InFlight {
     /// The process whose requests these are. A child inherits its parent's
     /// table: its pass reads it, and its first request starts afresh.
     pid: libc::pid_t,
     next: Ticket,
-    requests: Vec<(Ticket, Option<Seen>)>,
+    /// The requests whose socket may be a client (see `client_socket`),
+    /// sorted by fd before each fork (see `sort_for_fork`).
+    requests: Vec<Request>,
     /// The table's size at which `begin` drops the entries whose socket is
     /// closed: a connection the app took over (a hijack) is never ended by
     /// the server. Doubling it keeps that to a fstat per entry, amortized.
@@ -43,20 +74,39 @@ impl InFlight {
             prune_at: PRUNE_FROM,
         }
     }
+
+    /// In the parent, inside fork, under the lock the child inherits: the
+    /// child walks the table beside its fds, in ascending order, without
+    /// writing a page. `end` swaps entries out of order between forks; a
+    /// stable sort of a table mostly in order is a pass over it.
+    pub(crate) fn sort_for_fork(&mut self) {
+        self.requests.sort_by_key(|r| r.socket.fd);
+    }
+
+    /// The requests `pid` has in flight, by fd: in a child inside fork,
+    /// its parent's. Empty for any other process.
+    pub(crate) fn of(&self, pid: libc::pid_t) -> &[Request] {
+        if self.pid == pid {
+            &self.requests
+        } else {
+            &[]
+        }
+    }
 }
 
 const PRUNE_FROM: usize = 64;
 
 pub(crate) static IN_FLIGHT: ForkLock<InFlight> = ForkLock::new(InFlight::new(0));
 
+pub(crate) fn table() -> Guard<'static, InFlight> {
+    IN_FLIGHT.lock()
+}
+
 /// A request of this process starts, on `socket` if it has one. EBADF
 /// when the socket is not open.
 pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
-    let seen = socket
-        .map(|fd| Seen::now(fd).ok_or(Errno::EBADF))
-        .transpose()?;
     let pid = this_process();
-    let mut table = IN_FLIGHT.lock();
+    let mut table = table();
     if table.pid != pid {
         // The numbering goes on: a child inside its parent's request block
         // ends that request's ticket, which must not name one of its own.
@@ -66,13 +116,12 @@ pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
             ..InFlight::new(pid)
         };
     }
-    table.next += 1;
-    let ticket = table.next;
-    table.requests.push((ticket, seen));
+    let ticket = table.next + 1;
+    let request = socket.map(|fd| Request::on(fd, ticket)).transpose()?;
+    table.next = ticket;
+    table.requests.extend(request.flatten());
     if table.requests.len() >= table.prune_at {
-        table
-            .requests
-            .retain(|(_, seen)| seen.map_or(true, |seen| seen.is_intact()));
+        table.requests.retain(|r| r.socket.is_intact());
         table.prune_at = (table.requests.len() * 2).max(PRUNE_FROM);
     }
     Ok(ticket)
@@ -82,9 +131,9 @@ pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
 /// parent's, say).
 pub fn end(ticket: Ticket) {
     let pid = this_process();
-    let mut table = IN_FLIGHT.lock();
+    let mut table = table();
     if table.pid == pid {
-        if let Some(at) = table.requests.iter().position(|(t, _)| *t == ticket) {
+        if let Some(at) = table.requests.iter().position(|r| r.ticket == ticket) {
             table.requests.swap_remove(at);
         }
     }
@@ -93,14 +142,12 @@ pub fn end(ticket: Ticket) {
 /// The sockets of the requests `pid` has in flight that are still open
 /// on the same file.
 pub fn of(pid: libc::pid_t) -> Vec<RawFd> {
-    let table = IN_FLIGHT.lock();
-    if table.pid != pid {
-        return Vec::new();
-    }
+    let table = table();
     table
-        .requests
+        .of(pid)
         .iter()
-        .filter_map(|(_, seen)| seen.filter(Seen::is_intact).map(|seen| seen.fd))
+        .filter(|r| r.socket.is_intact())
+        .map(|r| r.socket.fd)
         .collect()
 }
 
@@ -140,13 +187,44 @@ mod tests {
     #[test]
     fn sockets_closed_without_an_end_are_dropped_as_the_table_grows() {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
-        let before = IN_FLIGHT.lock().requests.len();
+        let before = table().requests.len();
         for _ in 0..(PRUNE_FROM * 4) {
             let _outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
             let (accepted, _) = server.accept().unwrap();
             begin(Some(accepted.as_raw_fd())).unwrap(); // never ended: a hijack
         }
-        assert!(IN_FLIGHT.lock().requests.len() < before + PRUNE_FROM * 2);
+        assert!(table().requests.len() < before + PRUNE_FROM * 2);
+    }
+
+    #[test]
+    fn only_a_connected_stream_socket_is_a_request_s_client() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        assert_eq!(Request::on(server.as_raw_fd(), 1), Ok(None));
+        assert_eq!(Request::on(udp.as_raw_fd(), 1), Ok(None));
+        let request = Request::on(client.as_raw_fd(), 1).unwrap().unwrap();
+        assert!(request.cloexec && request.socket.is_intact());
+    }
+
+    #[test]
+    fn a_child_finds_the_table_in_fd_order() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let clients: Vec<TcpStream> = (0..4)
+            .map(|_| TcpStream::connect(server.local_addr().unwrap()).unwrap())
+            .collect();
+        let tickets: Vec<Ticket> = clients
+            .iter()
+            .rev()
+            .map(|c| begin(Some(c.as_raw_fd())).unwrap())
+            .collect();
+        end(tickets[1]); // swaps the last entry into its place
+        let mut table = table();
+        table.sort_for_fork();
+        let fds: Vec<RawFd> = table.of(this_process()).iter().map(|r| r.socket.fd).collect();
+        assert!(fds.windows(2).all(|pair| pair[0] <= pair[1]), "{fds:?}");
+        drop(table);
+        tickets.into_iter().for_each(end);
     }
 
     #[test]

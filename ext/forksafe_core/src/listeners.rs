@@ -19,21 +19,46 @@ use std::os::fd::RawFd;
 
 use crate::addr::SockAddr;
 use crate::classify::{sockets_among, Kind, Listeners};
-use crate::fds::open_fds;
-use crate::fork_lock::ForkLock;
+use crate::fds::{open_fds, Seen};
+use crate::fork_lock::{ForkLock, Guard};
 use crate::pid::this_process;
+
+/// A server's listeners, as a child of its process takes them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ServerListeners {
+    /// Every address a listener of the server was bound to.
+    pub addresses: Vec<SockAddr>,
+    /// The listener sockets seen, each with its address: a child confirms
+    /// one with a fstat, and knows its address open without asking.
+    pub sockets: Vec<(Seen, SockAddr)>,
+}
 
 pub(crate) struct Known {
     /// The process these are: a child takes its own when it has a role.
     pid: libc::pid_t,
-    addresses: Vec<SockAddr>,
+    listeners: ServerListeners,
+}
+
+impl Known {
+    /// The listeners process `pid` remembered: in a child inside fork, its
+    /// parent's. None for any other process.
+    pub(crate) fn of(&self, pid: libc::pid_t) -> Option<&ServerListeners> {
+        (self.pid == pid).then_some(&self.listeners)
+    }
 }
 
 /// Read by the child's pass inside fork; see `fork_lock`.
 pub(crate) static KNOWN: ForkLock<Known> = ForkLock::new(Known {
     pid: 0,
-    addresses: Vec::new(),
+    listeners: ServerListeners {
+        addresses: Vec::new(),
+        sockets: Vec::new(),
+    },
 });
+
+pub(crate) fn known() -> Guard<'static, Known> {
+    KNOWN.lock()
+}
 
 /// Which of the process's listeners a server says are its own.
 #[derive(Clone, Copy, Debug)]
@@ -45,27 +70,30 @@ pub enum Given<'a> {
     AllOpen,
 }
 
-/// Adds the addresses of the server's listeners to this process's.
+/// Adds the server's listeners to this process's.
 pub fn remember(given: Given) {
     let fds = match given {
         Given::Fds(fds) => fds.to_vec(),
         Given::AllOpen => open_fds(),
     };
-    let ours: Vec<SockAddr> = sockets_among(fds, &[], Listeners::Open)
+    let ours: Vec<(Seen, SockAddr)> = sockets_among(fds, &[], Listeners::Open)
         .into_iter()
         .filter(|s| s.kind == Kind::Listener && s.local != SockAddr::Unnamed)
-        .map(|s| s.local)
+        .filter_map(|s| Some((Seen::now(s.fd)?, s.local)))
         .collect();
     let pid = this_process();
-    let mut known = KNOWN.lock();
+    let mut known = known();
     if known.pid != pid {
         known.pid = pid;
-        known.addresses.clear();
+        known.listeners = ServerListeners::default();
     }
-    for address in ours {
-        if !known.addresses.contains(&address) {
-            known.addresses.push(address);
+    let listeners = &mut known.listeners;
+    for (socket, address) in ours {
+        if !listeners.addresses.contains(&address) {
+            listeners.addresses.push(address.clone());
         }
+        listeners.sockets.retain(|(seen, _)| seen.fd != socket.fd);
+        listeners.sockets.push((socket, address));
     }
 }
 
@@ -73,20 +101,9 @@ pub fn remember(given: Given) {
 /// its parent's listeners are its own, before it says so itself (a
 /// worker's boot hooks run before it serves).
 pub(crate) fn adopt(parent: libc::pid_t) {
-    let mut known = KNOWN.lock();
+    let mut known = known();
     if known.pid == parent {
         known.pid = this_process();
-    }
-}
-
-/// The listener addresses process `pid` remembered: in a child inside
-/// fork, its parent's.
-pub fn of(pid: libc::pid_t) -> Vec<SockAddr> {
-    let known = KNOWN.lock();
-    if known.pid == pid {
-        known.addresses.clone()
-    } else {
-        Vec::new()
     }
 }
 
@@ -96,15 +113,21 @@ mod tests {
     use std::net::TcpListener;
     use std::os::fd::AsRawFd;
 
+    fn addresses_of(pid: libc::pid_t) -> Vec<SockAddr> {
+        known()
+            .of(pid)
+            .map_or_else(Vec::new, |ours| ours.addresses.clone())
+    }
+
     #[test]
     fn a_listener_is_remembered_once_and_for_this_process() {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = SockAddr::Inet(server.local_addr().unwrap());
         remember(Given::AllOpen);
         remember(Given::Fds(&[server.as_raw_fd()]));
-        let known = of(this_process());
+        let known = addresses_of(this_process());
         assert_eq!(known.iter().filter(|a| **a == address).count(), 1);
-        assert!(of(this_process() + 1).is_empty());
+        assert!(addresses_of(this_process() + 1).is_empty());
     }
 
     #[test]
@@ -112,7 +135,7 @@ mod tests {
         let ours = TcpListener::bind("127.0.0.1:0").unwrap();
         let (reader, _writer) = nix::unistd::pipe().unwrap();
         remember(Given::Fds(&[ours.as_raw_fd(), reader.as_raw_fd()]));
-        let known = of(this_process());
+        let known = addresses_of(this_process());
         assert!(known.contains(&SockAddr::Inet(ours.local_addr().unwrap())));
     }
 }

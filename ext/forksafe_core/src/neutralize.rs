@@ -65,7 +65,7 @@ impl DeadEnd {
     /// With the table full, the slot it frees is the only one, so /dev/null
     /// lands on the same number; the dead end then lives there for good.
     pub fn in_place_of(fd: RawFd) -> Result<Self, Errno> {
-        let cloexec = cloexec_of(fd)?;
+        let cloexec = cloexec_flag(cloexec(fd)?);
         // SAFETY: the caller hands over `fd`; nothing else uses it in here.
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
         let null = dev_null(cloexec)?;
@@ -107,10 +107,15 @@ impl DeadEnd {
     /// Points `fd` at the dead end, keeping its number and FD_CLOEXEC.
     /// dup3 closes the old description's reference atomically.
     pub fn install_over(&self, fd: RawFd) -> Result<(), Errno> {
+        self.install_over_as(fd, cloexec(fd)?)
+    }
+
+    /// The same, with the FD_CLOEXEC flag the caller knows `fd` has.
+    pub fn install_over_as(&self, fd: RawFd, cloexec: bool) -> Result<(), Errno> {
         if fd == self.fd {
             return Ok(());
         }
-        dup3(self.fd, fd, cloexec_of(fd)?)
+        dup3(self.fd, fd, cloexec_flag(cloexec))
     }
 }
 
@@ -150,12 +155,12 @@ fn dev_null(flags: OFlag) -> Result<OwnedFd, Errno> {
     open("/dev/null", OFlag::O_RDWR | flags, Mode::empty())
 }
 
-fn cloexec_of(fd: RawFd) -> Result<OFlag, Errno> {
-    Ok(if cloexec(fd)? {
+fn cloexec_flag(cloexec: bool) -> OFlag {
+    if cloexec {
         OFlag::O_CLOEXEC
     } else {
         OFlag::empty()
-    })
+    }
 }
 
 fn dup3(from: RawFd, onto: RawFd, flags: OFlag) -> Result<(), Errno> {
@@ -222,7 +227,7 @@ mod tests {
     fn install_over_preserves_close_on_exec_either_way() {
         let dead = DeadEnd::new().unwrap();
         let (plain, _a) = pair();
-        let (cloexec, _b) = socketpair(
+        let (flagged, _b) = socketpair(
             AddressFamily::Unix,
             SockType::Stream,
             None,
@@ -230,9 +235,12 @@ mod tests {
         )
         .unwrap();
         dead.install_over(plain.as_raw_fd()).unwrap();
-        dead.install_over(cloexec.as_raw_fd()).unwrap();
-        assert_eq!(cloexec_of(plain.as_raw_fd()), Ok(OFlag::empty()));
-        assert_eq!(cloexec_of(cloexec.as_raw_fd()), Ok(OFlag::O_CLOEXEC));
+        dead.install_over(flagged.as_raw_fd()).unwrap();
+        assert_eq!(cloexec(plain.as_raw_fd()), Ok(false));
+        assert_eq!(cloexec(flagged.as_raw_fd()), Ok(true));
+        // Told the flag, it asks nothing.
+        dead.install_over_as(plain.as_raw_fd(), true).unwrap();
+        assert_eq!(cloexec(plain.as_raw_fd()), Ok(true));
     }
 
     #[test]

@@ -1,12 +1,27 @@
-//! The child's whole pass after fork: one enumeration, one classification,
-//! one dead end shared by every descriptor it neutralizes.
+//! The child's whole pass after fork: one sweep of the fd table, with one
+//! syscall for each descriptor on it, and one dead end shared by every
+//! descriptor it neutralizes.
+//!
+//! The parent keeps what it knows of its sockets, as files (`Seen`): the
+//! server's listeners (`listeners`) and the clients of its requests in
+//! flight (`in_flight`). The child confirms each of those with one fstat;
+//! any other descriptor is asked its local address once, which answers
+//! ENOTSOCK for anything but a socket and, for a socket, whether a
+//! listener of the server's could have accepted it. Only a socket that
+//! could be a client and is not known (a connection accepted but not yet
+//! registered, a listener's copy) is probed in full. A pass asked for
+//! (`Listeners::Open`) counts every listener's connections, which no
+//! address tells in advance: it probes every socket it does not know.
 
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
+use nix::sys::socket::{getsockname, SockaddrStorage};
 
-use crate::classify::{sockets_among, Kind, Listeners, Socket};
-use crate::fds::open_fds_within;
+use crate::addr::SockAddr;
+use crate::classify::{kind_of, probe, Kind, Listeners, Probe};
+use crate::fds::each_open_fd;
+use crate::in_flight::Request;
 use crate::neutralize::{DeadEnd, DeadEndKind};
 
 #[derive(Debug, Default)]
@@ -15,8 +30,8 @@ pub struct PassOptions<'a> {
     pub keep: &'a [RawFd],
     /// Neutralize listeners too (the fork is app code, not the server's).
     pub release_listeners: bool,
-    /// Sockets a server integration registered as in flight.
-    pub registered: &'a [RawFd],
+    /// The requests a server integration has in flight, sorted by fd.
+    pub in_flight: &'a [Request],
     /// Whose listeners count: every one open, or the server's alone.
     pub listeners: Listeners<'a>,
     /// A bound on the fd table's size, if the caller knows one.
@@ -49,133 +64,315 @@ impl PassReport {
 }
 
 pub fn child_pass(opts: &PassOptions) -> PassReport {
-    let mut report = PassReport::default();
-    let targets = targets(opts, &mut report);
-    neutralize_all(&targets, opts.dead_end, &mut report);
-    report
+    let mut pass = Pass {
+        opts,
+        report: PassReport::default(),
+        dead_end: None,
+        open_listeners: Vec::new(),
+        probed: Vec::new(),
+    };
+    let mut in_flight = opts.in_flight.iter().peekable();
+    each_open_fd(opts.fd_table_size, |fd| {
+        while in_flight.next_if(|r| r.socket.fd < fd).is_some() {}
+        pass.visit(fd, in_flight.next_if(|r| r.socket.fd == fd));
+    });
+    pass.finish()
 }
 
-/// What the policy says to neutralize; kept sockets go into the report.
-fn targets(opts: &PassOptions, report: &mut PassReport) -> Vec<Socket> {
-    sockets_among(
-        open_fds_within(opts.fd_table_size),
-        opts.registered,
-        opts.listeners,
-    )
-    .into_iter()
-    .filter(|s| is_target(s, opts))
-    .filter(|s| {
-        let kept = opts.keep.contains(&s.fd);
-        if kept {
-            report.kept.push(s.fd);
+struct Pass<'a> {
+    opts: &'a PassOptions<'a>,
+    report: PassReport,
+    /// Made at the first target.
+    dead_end: Option<Result<DeadEnd, Errno>>,
+    /// The addresses of the listeners found open that count.
+    open_listeners: Vec<SockAddr>,
+    /// Sockets probed in full, decided once every listener open is known.
+    probed: Vec<Probe>,
+}
+
+impl Pass<'_> {
+    /// One descriptor: a socket the parent knew, confirmed; else one
+    /// question, and a probe only for what could be a client.
+    fn visit(&mut self, fd: RawFd, request: Option<&Request>) {
+        if let Some(request) = request.filter(|r| r.socket.is_intact()) {
+            return self.act(fd, Kind::Client, Some(request.cloexec));
         }
-        !kept
-    })
-    .collect()
-}
+        if let Some(address) = self.known_listener(fd) {
+            self.open_listeners.push(address);
+            return self.act(fd, Kind::Listener, None);
+        }
+        let worth_probing = match self.opts.listeners {
+            Listeners::Open => true,
+            Listeners::Server(ours) => local_address(fd).is_some_and(|local| {
+                ours.addresses
+                    .iter()
+                    .any(|address| local == *address || local.accepted_by(address))
+            }),
+        };
+        if let Some(probe) = worth_probing.then(|| probe(fd)).flatten() {
+            if probe.listening && self.opts.listeners.includes(&probe.local) {
+                self.open_listeners.push(probe.local.clone());
+            }
+            self.probed.push(probe);
+        }
+    }
 
-/// Points every target at one dead end. A target that is gone by now (in a
-/// child nothing else runs, but a caller of the pass might) is reported as
-/// failed, and the others are still done.
-fn neutralize_all(targets: &[Socket], shared: Option<RawFd>, report: &mut PassReport) {
-    let Some(first) = targets.first() else {
-        return;
-    };
-    let dead = match shared {
-        Some(fd) => Ok(DeadEnd::shared(fd)),
-        None => DeadEnd::new().or_else(|e| match e {
-            Errno::EMFILE | Errno::ENFILE => DeadEnd::in_place_of(first.fd),
-            e => Err(e),
-        }),
-    };
-    let dead = match dead {
-        Ok(dead) => dead,
-        Err(e) => {
-            report.failed = targets.iter().map(|s| (s.fd, e)).collect();
+    /// The address of the server's listener `fd` still is, if it is one.
+    fn known_listener(&self, fd: RawFd) -> Option<SockAddr> {
+        let Listeners::Server(ours) = self.opts.listeners else {
+            return None;
+        };
+        let (_, address) = ours
+            .sockets
+            .iter()
+            .find(|(seen, _)| seen.fd == fd && seen.is_intact())?;
+        Some(address.clone())
+    }
+
+    fn finish(mut self) -> PassReport {
+        for probe in std::mem::take(&mut self.probed) {
+            let kind = kind_of(&probe, false, &self.open_listeners);
+            self.act(probe.fd, kind, None);
+        }
+        self.report.clients.sort_unstable();
+        self.report.listeners.sort_unstable();
+        self.report
+    }
+
+    /// Neutralizes `fd` if it is a target, keeping its FD_CLOEXEC flag:
+    /// the one known, else asked.
+    fn act(&mut self, fd: RawFd, kind: Kind, cloexec: Option<bool>) {
+        let target = match kind {
+            Kind::Client => true,
+            Kind::Listener => self.opts.release_listeners,
+            _ => false,
+        };
+        if !target {
             return;
         }
-    };
-    report.dead_end = Some(dead.kind());
-    for socket in targets {
-        match dead.install_over(socket.fd) {
-            Ok(()) if socket.kind == Kind::Listener => report.listeners.push(socket.fd),
-            Ok(()) => report.clients.push(socket.fd),
-            Err(e) => report.failed.push((socket.fd, e)),
+        if self.opts.keep.contains(&fd) {
+            return self.report.kept.push(fd);
         }
+        let done = self.dead_end(fd).and_then(|dead| match cloexec {
+            Some(cloexec) => dead.install_over_as(fd, cloexec),
+            None => dead.install_over(fd),
+        });
+        match done {
+            Ok(()) if kind == Kind::Listener => self.report.listeners.push(fd),
+            Ok(()) => self.report.clients.push(fd),
+            Err(e) => self.report.failed.push((fd, e)),
+        }
+    }
+
+    /// The one dead end every target points at, made for the first: the
+    /// parent's if it left one, else a new one, else (the table full) the
+    /// first target's own slot.
+    fn dead_end(&mut self, first: RawFd) -> Result<&DeadEnd, Errno> {
+        let shared = self.opts.dead_end;
+        let made = self.dead_end.get_or_insert_with(|| match shared {
+            Some(fd) => Ok(DeadEnd::shared(fd)),
+            None => DeadEnd::new().or_else(|e| match e {
+                Errno::EMFILE | Errno::ENFILE => DeadEnd::in_place_of(first),
+                e => Err(e),
+            }),
+        });
+        if let Ok(dead) = made {
+            self.report.dead_end = Some(dead.kind());
+        }
+        made.as_ref().map_err(|e| *e)
     }
 }
 
-fn is_target(socket: &Socket, opts: &PassOptions) -> bool {
-    match socket.kind {
-        Kind::Client => true,
-        Kind::Listener => opts.release_listeners && opts.listeners.includes(&socket.local),
-        _ => false,
-    }
+/// The local address of socket `fd`; None for anything else.
+fn local_address(fd: RawFd) -> Option<SockAddr> {
+    getsockname::<SockaddrStorage>(fd)
+        .ok()
+        .map(|a| SockAddr::from_storage(&a))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addr::SockAddr;
+    use crate::fds::Seen;
+    use crate::listeners::ServerListeners;
     use std::net::{TcpListener, TcpStream};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsRawFd, OwnedFd};
+
+    /// A connection accepted on `listener`, and its peer.
+    fn accepted(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (listener.accept().unwrap().0, peer)
+    }
+
+    fn server_of(listener: &TcpListener) -> ServerListeners {
+        let address = SockAddr::Inet(listener.local_addr().unwrap());
+        ServerListeners {
+            addresses: vec![address.clone()],
+            sockets: vec![(Seen::now(listener.as_raw_fd()).unwrap(), address)],
+        }
+    }
+
+    /// The pass over these fds alone: the test process holds other tests'
+    /// sockets too, which a sweep of the whole table would neutralize.
+    fn pass_over(opts: &PassOptions, fds: &[RawFd]) -> PassReport {
+        let mut pass = Pass {
+            opts,
+            report: PassReport::default(),
+            dead_end: None,
+            open_listeners: Vec::new(),
+            probed: Vec::new(),
+        };
+        let mut fds = fds.to_vec();
+        fds.sort_unstable();
+        for fd in fds {
+            pass.visit(fd, opts.in_flight.iter().find(|r| r.socket.fd == fd));
+        }
+        pass.finish()
+    }
+
+    #[test]
+    fn the_server_s_sockets_are_dropped_and_the_app_s_left_alone() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (registered, _peer) = accepted(&server);
+        let (unregistered, _other_peer) = accepted(&server);
+        let app = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (app_client, outbound) = accepted(&app);
+        let (reader, _writer) = nix::unistd::pipe().unwrap();
+        let ours = server_of(&server);
+        let in_flight = [Request::on(registered.as_raw_fd(), 1).unwrap().unwrap()];
+        let fds = [
+            server.as_raw_fd(),
+            registered.as_raw_fd(),
+            unregistered.as_raw_fd(),
+            app.as_raw_fd(),
+            app_client.as_raw_fd(),
+            outbound.as_raw_fd(),
+            reader.as_raw_fd(),
+        ];
+        let files: Vec<Seen> = [&registered, &unregistered]
+            .iter()
+            .map(|s| Seen::now(s.as_raw_fd()).unwrap())
+            .collect();
+        let report = pass_over(
+            &PassOptions {
+                release_listeners: true,
+                in_flight: &in_flight,
+                listeners: Listeners::Server(&ours),
+                ..PassOptions::default()
+            },
+            &fds,
+        );
+        let mut clients = vec![registered.as_raw_fd(), unregistered.as_raw_fd()];
+        clients.sort_unstable();
+        assert_eq!(report.clients, clients);
+        assert_eq!(report.listeners, vec![server.as_raw_fd()]);
+        assert!(report.failed.is_empty() && !report.has_trouble());
+        // Each number is open on another file now: the dead end.
+        assert!(files.iter().all(|file| !file.is_intact()));
+        // The app's listener, its connection and the outbound one are live.
+        assert!(app.local_addr().is_ok() && app_client.peer_addr().is_ok());
+        assert!(outbound.peer_addr().is_ok());
+    }
+
+    #[test]
+    fn the_server_s_own_fork_keeps_listeners_and_keep_is_kept() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (handed, _peer) = accepted(&server);
+        let ours = server_of(&server);
+        let keep = [handed.as_raw_fd()];
+        let report = pass_over(
+            &PassOptions {
+                keep: &keep,
+                listeners: Listeners::Server(&ours),
+                ..PassOptions::default()
+            },
+            &[server.as_raw_fd(), handed.as_raw_fd()],
+        );
+        assert_eq!(report.kept, keep);
+        assert!(report.clients.is_empty() && report.listeners.is_empty());
+        assert_eq!(report.dead_end, None);
+        assert!(handed.peer_addr().is_ok() && server.local_addr().is_ok());
+    }
+
+    #[test]
+    fn a_request_whose_number_was_reused_is_not_trusted() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (client, _peer) = accepted(&server);
+        let in_flight = [Request::on(client.as_raw_fd(), 1).unwrap().unwrap()];
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let outbound = TcpStream::connect(other.local_addr().unwrap()).unwrap();
+        // SAFETY: dup2 onto the number this test's client owns.
+        assert_eq!(
+            unsafe { libc::dup2(outbound.as_raw_fd(), client.as_raw_fd()) },
+            client.as_raw_fd()
+        );
+        let ours = server_of(&server);
+        let report = pass_over(
+            &PassOptions {
+                in_flight: &in_flight,
+                listeners: Listeners::Server(&ours),
+                ..PassOptions::default()
+            },
+            &[client.as_raw_fd()],
+        );
+        assert!(report.clients.is_empty());
+        assert!(client.peer_addr().is_ok());
+    }
+
+    #[test]
+    fn a_pass_asked_for_drops_every_listener_s_connections() {
+        let app = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (client, outbound) = accepted(&app);
+        let (pair, _other_end) = std::os::unix::net::UnixStream::pair().unwrap();
+        let report = pass_over(
+            &PassOptions {
+                release_listeners: true,
+                ..PassOptions::default()
+            },
+            &[
+                app.as_raw_fd(),
+                client.as_raw_fd(),
+                outbound.as_raw_fd(),
+                pair.as_raw_fd(),
+            ],
+        );
+        assert_eq!(report.clients, vec![client.as_raw_fd()]);
+        assert_eq!(report.listeners, vec![app.as_raw_fd()]);
+        assert!(outbound.peer_addr().is_ok() && pair.peer_addr().is_ok());
+    }
 
     #[test]
     fn a_target_gone_before_its_turn_is_reported_and_the_rest_done() {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
-        let _outbound = [
-            TcpStream::connect(server.local_addr().unwrap()).unwrap(),
-            TcpStream::connect(server.local_addr().unwrap()).unwrap(),
-        ];
+        let (first, _peer) = accepted(&server);
+        let (kept_alive, _other_peer) = accepted(&server);
         // Far above the numbers the dead end and the other tests, running in
         // parallel, would take once it is closed.
-        let accepted = server.accept().unwrap().0;
-        let gone =
-            nix::fcntl::fcntl(&accepted, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1500)).unwrap();
-        drop(accepted);
-        let (kept_alive, _) = server.accept().unwrap();
+        let gone: OwnedFd = nix::fcntl::fcntl(&first, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1500))
+            .map(unsafe_owned)
+            .unwrap();
+        drop(first);
         let opts = PassOptions::default();
-        let mut report = PassReport::default();
-        let planned: Vec<Socket> = targets(&opts, &mut report)
-            .into_iter()
-            .filter(|s| s.fd == gone || s.fd == kept_alive.as_raw_fd())
-            .collect();
-        assert_eq!(planned.len(), 2);
-        nix::unistd::close(gone).unwrap();
-        neutralize_all(&planned, None, &mut report);
-        assert_eq!(report.failed, vec![(gone, Errno::EBADF)]);
+        let mut pass = Pass {
+            opts: &opts,
+            report: PassReport::default(),
+            dead_end: None,
+            open_listeners: Vec::new(),
+            probed: Vec::new(),
+        };
+        for fd in [server.as_raw_fd(), gone.as_raw_fd(), kept_alive.as_raw_fd()] {
+            pass.visit(fd, None);
+        }
+        let gone_fd = gone.as_raw_fd();
+        drop(gone);
+        let report = pass.finish();
+        assert_eq!(report.failed, vec![(gone_fd, Errno::EBADF)]);
         assert_eq!(report.clients, vec![kept_alive.as_raw_fd()]);
     }
 
-    #[test]
-    fn targets_follow_the_policy() {
-        let socket = |kind, local: &str| Socket {
-            fd: 3,
-            kind,
-            local: SockAddr::Inet(local.parse().unwrap()),
-            remote: SockAddr::Unnamed,
-        };
-        let server = [SockAddr::Inet("0.0.0.0:8080".parse().unwrap())];
-        let opts = |release_listeners, listeners| PassOptions {
-            release_listeners,
-            listeners,
-            ..PassOptions::default()
-        };
-        let ours = socket(Kind::Listener, "0.0.0.0:8080");
-        let other = socket(Kind::Listener, "127.0.0.1:9090");
-        assert!(is_target(
-            &socket(Kind::Client, "127.0.0.1:8080"),
-            &opts(false, Listeners::Server(&server))
-        ));
-        assert!(!is_target(&ours, &opts(false, Listeners::Open)));
-        assert!(is_target(&ours, &opts(true, Listeners::Server(&server))));
-        assert!(is_target(&other, &opts(true, Listeners::Open)));
-        assert!(!is_target(&other, &opts(true, Listeners::Server(&server))));
-        for kind in [Kind::Connected, Kind::Unconnected, Kind::Datagram] {
-            assert!(!is_target(
-                &socket(kind, "127.0.0.1:8080"),
-                &opts(true, Listeners::Open)
-            ));
-        }
+    fn unsafe_owned(fd: RawFd) -> OwnedFd {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a descriptor just made by this test, owned by nothing else.
+        unsafe { OwnedFd::from_raw_fd(fd) }
     }
 }

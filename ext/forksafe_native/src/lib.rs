@@ -116,11 +116,18 @@ fn child_pass(
     registered: Vec<RawFd>,
 ) -> Result<RHash, Error> {
     guard(|| {
+        let mut in_flight = Vec::new();
+        for fd in registered {
+            let request = in_flight::Request::on(fd, 0)
+                .map_err(|e| errno_error(ruby, "register", "socket", fd, e))?;
+            in_flight.extend(request);
+        }
+        in_flight.sort_by_key(|r| r.socket.fd);
         let started = Instant::now();
         let report = pass::child_pass(&PassOptions {
             keep: &keep,
             release_listeners,
-            registered: &registered,
+            in_flight: &in_flight,
             listeners: Listeners::Open,
             ..PassOptions::default()
         });
