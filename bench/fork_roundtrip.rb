@@ -79,12 +79,16 @@ def time_kinds(rounds, forks)
   times = KINDS.keys.to_h { |k| [k, []] }
   (rounds + 1).times do |round|
     KINDS.each do |name, (hook, forker)|
-      ForkSafe.config.fork_hook = hook
-      took = per_fork(forks, &forker)
+      took = with_hook(hook) { per_fork(forks, &forker) }
       times[name] << took unless round.zero? # the first round warms up
     end
   end
   times
+end
+
+def with_hook(hook)
+  ForkSafe.config.fork_hook = hook
+  yield
 ensure
   ForkSafe.config.fork_hook = true
 end
@@ -94,7 +98,7 @@ ForkSafe.serving(nil, listeners: [listener])
 ios = []
 tickets = []
 ballast = []
-if (only = ENV["FORKSAFE_BENCH_ONLY"])
+if (only = ENV.fetch("FORKSAFE_BENCH_ONLY", nil))
   hook, forker = KINDS.fetch(KINDS.keys.find { |k| k.start_with?(only) } || abort("FORKSAFE_BENCH_ONLY=#{only}?"))
   grow_heap(ballast, heap_mb)
   open_mixed(fd_counts.max, ios, tickets, listener)

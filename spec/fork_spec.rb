@@ -14,6 +14,22 @@ RSpec.describe "ForkSafe.fork", compat: %w[ruby3.4_puma_6.6] do
     expect([out, status.success?]).to eq(["3\n", true])
   end
 
+  it "without the fork hook (unicorn/forksafe/fork alone) says the hook is off, and will not turn it on" do
+    out, status = Open3.capture2e(RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", <<~RUBY)
+      require "unicorn/forksafe/fork"
+      p ForkSafe.config.fork_hook
+      begin
+        ForkSafe.config.fork_hook = true
+      rescue ArgumentError => e
+        puts e.message
+      end
+      ForkSafe.config.fork_hook = false
+      p ForkSafe.config.fork_hook
+    RUBY
+    expect([out.lines.map(&:chomp), status.success?])
+      .to eq([["false", 'fork_hook: the hook is not installed (require "unicorn/forksafe")', "false"], true])
+  end
+
   it "keeps Process.fork's contract: pid in the parent, the block's exit status" do
     expect(wait_status(ForkSafe.fork { exit 3 }).exitstatus).to eq(3)
     expect(wait_status(ForkSafe.fork { $stderr.reopen(File::NULL) && raise("boom") }).exitstatus).to eq(1)

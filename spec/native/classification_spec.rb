@@ -71,8 +71,8 @@ RSpec.describe "ForkSafe::Native.sockets classification", compat: %w[ruby3.4_pum
     listener, outbound, accepted = tcp_connection
     listener.close
     expect(kind_of_fd(accepted)).to eq(:connected)
-    expect(kind_of_fd(accepted, registered: [accepted])).to eq(:client)
-    expect(kind_of_fd(outbound, registered: [accepted.fileno])).to eq(:connected)
+    expect(kind_of_fd(accepted, in_flight: [accepted])).to eq(:client)
+    expect(kind_of_fd(outbound, in_flight: [accepted.fileno])).to eq(:connected)
   end
 
   it "reports addresses and close-on-exec as the kernel has them" do

@@ -88,8 +88,8 @@ module Support
       IO.for_fd(fd, autoclose: false).read_nonblock(1, exception: false).nil?
     end
 
-    def kind_of_fd(io, registered: [])
-      row = ForkSafe::Native.sockets(registered.map { |r| r.is_a?(IO) ? r.fileno : r }).find { |s| s[:fd] == io.fileno }
+    def kind_of_fd(io, in_flight: [])
+      row = ForkSafe::Native.sockets(in_flight.map { |r| r.is_a?(IO) ? r.fileno : r }).find { |s| s[:fd] == io.fileno }
       row && row[:kind]
     end
 

@@ -1,11 +1,13 @@
 //! The child's pass as a serving process's fork makes it, inside fork(2)
 //! (the handlers installed, the role taken, the listener remembered, the
-//! accepted connections registered as a server registers them), against
+//! accepted connections in flight, as a server's are), against
 //! the floor of one fstat per fd. Both are timed in the child, and as the
 //! fork round trip (fork, the child's work, _exit, waitpid) against a
 //! plain fork: one process, alternating rounds, medians.
 //!
 //!   cargo run --release --example pass_floor [-- FD_COUNTS ROUNDS FORKS_PER_ROUND]
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -73,7 +75,7 @@ fn main() {
 }
 
 /// Listener, accepted and outbound connections, pipes and files, in turn;
-/// each accepted connection registered, as puma registers its clients.
+/// each accepted connection a request's in flight, as puma's clients are.
 struct Held {
     listener: TcpListener,
     fds: Vec<OwnedFd>,

@@ -24,6 +24,7 @@ use crate::pass::{child_pass, PassOptions};
 use crate::pid;
 use crate::plan;
 use crate::role::{self, Role};
+use crate::sys;
 
 static INSTALLED: Once = Once::new();
 /// The pid of the process about to fork, set in it just before: the child
@@ -83,16 +84,7 @@ impl Lock {
 /// Registers the handlers, once per process image.
 pub fn install() -> Result<(), Errno> {
     let mut result = Ok(());
-    INSTALLED.call_once(|| {
-        // SAFETY: both handlers are functions of this library, which Ruby
-        // never unloads.
-        let rc = unsafe { libc::pthread_atfork(Some(before), Some(in_parent), Some(in_child)) };
-        result = if rc == 0 {
-            Ok(())
-        } else {
-            Err(Errno::from_raw(rc))
-        };
-    });
+    INSTALLED.call_once(|| result = sys::pthread_atfork(before, in_parent, in_child));
     result
 }
 
@@ -192,17 +184,21 @@ mod tests {
         install().unwrap();
         in_flight::IN_FLIGHT.hold();
         let started = Instant::now();
-        // SAFETY: the child only calls _exit.
+        // SAFETY: test-only. The test runner's other threads are not copied:
+        // after the handlers, the child only loads an atomic and calls
+        // _exit, both async-signal-safe, touching no lock or heap they hold.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            // SAFETY: ends the child at once, running nothing of the test's.
+            // SAFETY: ends the child at once, running no destructor or exit
+            // handler on the memory it shares copy-on-write with the test's.
             unsafe { libc::_exit(i32::from(Lock::InFlight.taken())) };
         }
         let took = started.elapsed();
         assert!(!Lock::InFlight.taken());
         in_flight::IN_FLIGHT.release();
         let mut status = 0;
-        // SAFETY: waits for the child just forked, into a local.
+        // SAFETY: test-only. Waits for the child just forked; the kernel
+        // writes its status into `status`, a local int.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert_eq!(libc::WEXITSTATUS(status), 0);
         assert!(took < Duration::from_secs(1), "{took:?}");

@@ -2,10 +2,11 @@
 //!
 //! A listener has SO_ACCEPTCONN set. An accepted client is a connected
 //! stream socket whose local address is a listener's (see
-//! `SockAddr::accepted_by`), open or remembered (see `listeners`), or one a
-//! server integration registered as in flight; or such a socket whose
-//! connection its peer reset, which has no peer left. Everything else (outbound connections, whose local port is
-//! ephemeral; socketpairs; datagram sockets) is never touched.
+//! `SockAddr::accepted_by`), open or remembered (see `listeners`), or the
+//! socket of a request a server integration has in flight (see
+//! `in_flight`); or such a socket whose connection its peer reset, which
+//! has no peer left. Everything else (outbound connections, whose local
+//! port is ephemeral; socketpairs; datagram sockets) is never touched.
 
 use std::os::fd::RawFd;
 
@@ -15,11 +16,12 @@ use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
 use crate::addr::SockAddr;
 use crate::fds::open_fds;
 use crate::listeners::ServerListeners;
+use crate::sys;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Listener,
-    /// Accepted from one of our listeners, or registered as in flight.
+    /// Accepted from one of our listeners, or a request's in flight.
     Client,
     /// Any other connected stream socket: outbound, socketpair, ...
     Connected,
@@ -72,7 +74,7 @@ pub enum Listeners<'a> {
     /// `listeners`). A listener and its connections that are none of the
     /// server's (a preloader's, a test suite's) are the app's business. An
     /// address whose listener is closed explains nothing: a connection the
-    /// server still holds then (a graceful stop) is one it registered, and
+    /// server still holds then (a graceful stop) is one it has in flight, and
     /// an outbound connection may take that port.
     Server(&'a ServerListeners),
 }
@@ -87,17 +89,17 @@ impl Listeners<'_> {
     }
 }
 
-/// Every socket the process holds, classified. `registered` fds count as
+/// Every socket the process holds, classified. `in_flight` fds count as
 /// clients when they are stream sockets connected, or reset by the peer;
 /// so do connections accepted on `listeners`.
-pub fn sockets(registered: &[RawFd], listeners: Listeners) -> Vec<Socket> {
-    sockets_among(open_fds(), registered, listeners)
+pub fn sockets(in_flight: &[RawFd], listeners: Listeners) -> Vec<Socket> {
+    sockets_among(open_fds(), in_flight, listeners)
 }
 
 /// The same, among `fds` only.
-pub fn sockets_among(fds: Vec<RawFd>, registered: &[RawFd], listeners: Listeners) -> Vec<Socket> {
+pub fn sockets_among(fds: Vec<RawFd>, in_flight: &[RawFd], listeners: Listeners) -> Vec<Socket> {
     let probes = fds.into_iter().filter_map(probe).collect();
-    classify(probes, registered, listeners)
+    classify(probes, in_flight, listeners)
 }
 
 /// None when `fd` is not a socket (or not open). The peer is asked first:
@@ -135,20 +137,7 @@ pub fn probe(fd: RawFd) -> Option<Probe> {
 /// received nothing. Not TCP, or no tcpi_segs_in (before Linux 4.2): false.
 #[cfg(target_os = "linux")]
 fn was_connected(fd: RawFd) -> bool {
-    // SAFETY: tcp_info is plain integers, for which all zeroes is valid.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: info and len are valid for the kernel to write a tcp_info into.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    rc == 0 && info.tcpi_segs_in > 0
+    sys::tcp_info_segs_in(fd).is_some_and(|segs_in| segs_in > 0)
 }
 
 /// Elsewhere a socket with no peer is never taken for a client.
@@ -157,7 +146,7 @@ fn was_connected(_fd: RawFd) -> bool {
     false
 }
 
-pub fn classify(probes: Vec<Probe>, registered: &[RawFd], listeners: Listeners) -> Vec<Socket> {
+pub fn classify(probes: Vec<Probe>, in_flight: &[RawFd], listeners: Listeners) -> Vec<Socket> {
     let open: Vec<SockAddr> = probes
         .iter()
         .filter(|p| p.listening && listeners.includes(&p.local))
@@ -166,7 +155,7 @@ pub fn classify(probes: Vec<Probe>, registered: &[RawFd], listeners: Listeners) 
     probes
         .into_iter()
         .map(|p| {
-            let kind = kind_of(&p, registered.contains(&p.fd), &open);
+            let kind = kind_of(&p, in_flight.contains(&p.fd), &open);
             Socket {
                 fd: p.fd,
                 kind,
@@ -177,10 +166,10 @@ pub fn classify(probes: Vec<Probe>, registered: &[RawFd], listeners: Listeners) 
         .collect()
 }
 
-/// What a probed socket is, given whether it was registered as in flight
+/// What a probed socket is, given whether it is a request's in flight
 /// and the addresses of the listeners open whose connections are clients.
-pub fn kind_of(p: &Probe, registered: bool, listeners: &[SockAddr]) -> Kind {
-    let accepted = || registered || listeners.iter().any(|l| p.local.accepted_by(l));
+pub fn kind_of(p: &Probe, in_flight: bool, listeners: &[SockAddr]) -> Kind {
+    let accepted = || in_flight || listeners.iter().any(|l| p.local.accepted_by(l));
     match (&p.remote, p.stream, p.listening) {
         (_, false, _) => Kind::Datagram,
         (_, true, true) => Kind::Listener,
@@ -198,19 +187,7 @@ pub fn socket_type(fd: RawFd) -> Result<libc::c_int, Errno> {
 }
 
 fn int_sockopt(fd: RawFd, opt: libc::c_int) -> Result<libc::c_int, Errno> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: value and len are valid for the kernel to write an int into.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    Errno::result(rc).map(|_| value)
+    sys::getsockopt_int(fd, libc::SOL_SOCKET, opt)
 }
 
 #[cfg(test)]
@@ -256,8 +233,8 @@ mod tests {
         }
     }
 
-    fn kinds(probes: Vec<Probe>, registered: &[RawFd]) -> Vec<(RawFd, Kind)> {
-        classify(probes, registered, Listeners::Open)
+    fn kinds(probes: Vec<Probe>, in_flight: &[RawFd]) -> Vec<(RawFd, Kind)> {
+        classify(probes, in_flight, Listeners::Open)
             .into_iter()
             .map(|s| (s.fd, s.kind))
             .collect()
@@ -288,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn without_a_listener_nothing_is_a_client_unless_registered() {
+    fn without_a_listener_nothing_is_a_client_unless_in_flight() {
         let probes = vec![
             stream(4, inet("127.0.0.1:8080"), Some(inet("127.0.0.1:50000"))),
             stream(5, SockAddr::Unnamed, Some(SockAddr::Unnamed)),
@@ -348,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn registration_does_not_make_a_listener_or_datagram_a_client() {
+    fn being_in_flight_does_not_make_a_listener_or_datagram_a_client() {
         let probes = vec![
             listener(3, inet("127.0.0.1:80")),
             Probe {
@@ -431,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn a_registered_reset_client_is_a_client_without_a_listener() {
+    fn a_reset_client_in_flight_is_a_client_without_a_listener() {
         let probes = vec![
             reset(4, inet("127.0.0.1:8080")),
             stream(5, inet("127.0.0.1:8080"), None),
@@ -512,7 +489,7 @@ mod tests {
         assert_eq!(kind_of(udp.as_raw_fd()), Some(Kind::Datagram));
         assert_eq!(kind_of(connected_udp.as_raw_fd()), Some(Kind::Datagram));
         assert_eq!(kind_of(datagram_pair.as_raw_fd()), Some(Kind::Datagram));
-        // Registered, a connected stream socket is a client.
+        // In flight, a connected stream socket is a client.
         assert_eq!(kind_of(pair.as_raw_fd()), Some(Kind::Client));
     }
 }

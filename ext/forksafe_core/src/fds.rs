@@ -15,6 +15,8 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
+use crate::sys;
+
 /// Tables up to this size are swept with poll; larger ones are listed.
 const SWEEP_TABLE_MAX: RawFd = 16384;
 /// The last-resort sweep never looks past this many numbers.
@@ -67,8 +69,7 @@ fn sweep_below(limit: RawFd, mut visit: impl FnMut(RawFd)) {
                 revents: 0,
             };
         }
-        // SAFETY: chunk is a valid array of chunk.len() pollfds.
-        if unsafe { libc::poll(chunk.as_mut_ptr(), chunk.len() as libc::nfds_t, 0) } < 0 {
+        if sys::poll_slots(chunk).is_err() {
             let open = chunk.iter().map(|slot| slot.fd).filter(|&fd| is_open(fd));
             open.for_each(&mut visit);
         } else {
@@ -97,9 +98,8 @@ fn fd_table_size() -> Option<RawFd> {
 /// a descriptor shared with other processes keeps its offset.
 pub fn fd_size_in(status: RawFd) -> Option<RawFd> {
     let mut buf = [0u8; 4096];
-    // SAFETY: the kernel writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::pread(status, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    parse_fd_size(&buf[..Errno::result(n).ok()? as usize])
+    let n = sys::pread_at(status, &mut buf, 0).ok()?;
+    parse_fd_size(&buf[..n])
 }
 
 fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
@@ -126,22 +126,14 @@ pub struct Seen {
 impl Seen {
     /// None when `fd` is not open.
     pub fn now(fd: RawFd) -> Option<Self> {
-        let (dev, ino) = identity(fd)?;
+        let (dev, ino) = sys::fstat_identity(fd)?;
         Some(Self { fd, dev, ino })
     }
 
     /// Still open on the same file.
     pub fn is_intact(&self) -> bool {
-        identity(self.fd) == Some((self.dev, self.ino))
+        sys::fstat_identity(self.fd) == Some((self.dev, self.ino))
     }
-}
-
-/// The device and inode of the file `fd` is open on.
-fn identity(fd: RawFd) -> Option<(u64, u64)> {
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat writes one struct stat, read only when it succeeded.
-    let stat = unsafe { (libc::fstat(fd, stat.as_mut_ptr()) == 0).then(|| stat.assume_init()) }?;
-    Some((stat.st_dev as u64, stat.st_ino as u64))
 }
 
 /// True when `fd` names an open file description.
@@ -151,9 +143,7 @@ pub fn is_open(fd: RawFd) -> bool {
 
 /// The descriptor's FD_CLOEXEC flag (EBADF when `fd` is not open).
 pub fn cloexec(fd: RawFd) -> Result<bool, Errno> {
-    // SAFETY: F_GETFD only reads the descriptor's flags.
-    let flags = Errno::result(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
-    Ok(flags & libc::FD_CLOEXEC != 0)
+    Ok(sys::fd_flags(fd)? & libc::FD_CLOEXEC != 0)
 }
 
 #[cfg(target_os = "linux")]
@@ -170,16 +160,7 @@ fn list_fd_dir() -> Result<Vec<RawFd>, Errno> {
     let mut fds = Vec::with_capacity(64);
     let mut buf = [0u8; 8192];
     loop {
-        // SAFETY: the kernel writes at most buf.len() bytes into buf.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
-        let n = Errno::result(n)? as usize;
+        let n = sys::getdents64(dir.as_raw_fd(), &mut buf)?;
         if n == 0 {
             break;
         }

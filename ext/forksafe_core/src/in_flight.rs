@@ -3,7 +3,7 @@
 //!
 //! A fork from any thread, from Ruby or from C, must neutralize every
 //! in-flight client, even when no listener explains it any more (a graceful
-//! stop closes the listeners first). So each request is registered here
+//! stop closes the listeners first). So each request is entered here
 //! when it starts and dropped when it ends, and the child's pass reads the
 //! table inside fork.
 //!
@@ -178,8 +178,8 @@ mod tests {
         let fd = client.as_raw_fd();
         let ticket = begin(Some(fd)).unwrap();
         let outbound = TcpStream::connect(server.local_addr().unwrap()).unwrap();
-        // SAFETY: dup2 onto the number this test's client owns.
-        assert_eq!(unsafe { libc::dup2(outbound.as_raw_fd(), fd) }, fd);
+        // Onto the number this test's client owns.
+        crate::sys::dup3(outbound.as_raw_fd(), fd, nix::fcntl::OFlag::empty()).unwrap();
         assert!(!of(this_process()).contains(&fd));
         end(ticket);
     }

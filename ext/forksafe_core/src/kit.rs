@@ -19,6 +19,7 @@ use crate::fds::{fd_size_in, Seen};
 use crate::fork_lock::{ForkLock, Guard};
 use crate::neutralize::dead_socket;
 use crate::pid::this_process;
+use crate::sys;
 
 /// A descriptor this module opened, kept open for the process's life.
 fn hold(fd: OwnedFd) -> Option<Seen> {
@@ -27,8 +28,8 @@ fn hold(fd: OwnedFd) -> Option<Seen> {
 
 fn close_if_intact(held: Seen) {
     if held.is_intact() {
-        // SAFETY: the number is still the file this module opened.
-        unsafe { libc::close(held.fd) };
+        // The number is still the file this module opened.
+        let _ = sys::close(held.fd);
     }
 }
 
@@ -114,14 +115,14 @@ mod tests {
         let held = hold(reader).unwrap();
         assert!(held.is_intact());
         let other = std::fs::File::open("/dev/null").unwrap();
-        // SAFETY: dup2 onto a number this test owns.
-        assert_eq!(unsafe { libc::dup2(other.as_raw_fd(), held.fd) }, held.fd);
+        // Onto a number this test owns.
+        sys::dup3(other.as_raw_fd(), held.fd, OFlag::empty()).unwrap();
         assert!(!held.is_intact());
         close_if_intact(held);
         // Not ours any more: it was left open.
         assert!(open_fds().contains(&held.fd));
-        // SAFETY: the test's own copy of /dev/null.
-        unsafe { libc::close(held.fd) };
+        // The test's own copy of /dev/null.
+        let _ = sys::close(held.fd);
     }
 
     #[test]
@@ -138,8 +139,8 @@ mod tests {
         assert!(fd_table_size_of(std::process::id() as libc::pid_t).is_some());
         assert_eq!(fd_table_size_of(1), None);
 
-        // SAFETY: the kit's own descriptor, as app code might close it.
-        unsafe { libc::close(dead_end.fd) };
+        // The kit's own descriptor, as app code might close it.
+        let _ = sys::close(dead_end.fd);
         assert_eq!(inherited_dead_end(), None);
         prepare();
         assert!(inherited_dead_end().is_some());

@@ -1,7 +1,10 @@
 //! The native core of unicorn-forksafe, knowing no Ruby: what each socket of
 //! the process is (`classify`), how a child drops its references to clients
 //! and listeners (`neutralize`, `pass`), and what a process keeps for its
-//! children and knows of its own forks (`kit`, `ledger`). The bindings in
+//! children and knows of its own forks (`kit`, `ledger`). Every call into
+//! the C library is made in `sys`, each behind a small safe wrapper whose
+//! `unsafe` block says why it is sound; the other modules hold no `unsafe`
+//! but `fork_lock`'s (the lock itself) and a test's fork. The bindings in
 //! `forksafe_native` are the only code that knows Ruby.
 //!
 //! Linux only: the child's pass rests on `dup3`, `SOCK_CLOEXEC`,
@@ -10,6 +13,8 @@
 //! platform, not errors deep in its modules; the gem does not build it
 //! there (extconf.rb writes a Makefile that builds nothing) and runs with
 //! fork protection off (lib/unicorn/forksafe/native_stand_in.rb).
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 // The platform named in the message below.
 #[cfg(target_os = "macos")]
@@ -84,4 +89,5 @@ linux_only! {
     pub mod pid;
     pub mod plan;
     pub mod role;
+    mod sys;
 }

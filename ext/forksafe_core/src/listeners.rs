@@ -13,7 +13,7 @@
 //! An address explains connections only while a listener is bound to it
 //! (see `classify::Listeners`): once it is closed, an outbound connection
 //! may be given that port, and the connections the server still holds (at
-//! a graceful stop) are those it registered (`in_flight`).
+//! a graceful stop) are those of its requests in flight (`in_flight`).
 
 use std::os::fd::RawFd;
 

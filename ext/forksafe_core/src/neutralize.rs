@@ -10,7 +10,7 @@
 //! `shutdown_both` ends *the connection*, for every process holding it:
 //! the peer gets EOF at once however many references remain.
 
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
@@ -18,6 +18,7 @@ use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, 
 use nix::sys::stat::Mode;
 
 use crate::fds::cloexec;
+use crate::sys::{self, dup3};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeadEndKind {
@@ -66,8 +67,8 @@ impl DeadEnd {
     /// lands on the same number; the dead end then lives there for good.
     pub fn in_place_of(fd: RawFd) -> Result<Self, Errno> {
         let cloexec = cloexec_flag(cloexec(fd)?);
-        // SAFETY: the caller hands over `fd`; nothing else uses it in here.
-        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        // The caller hands over `fd`; nothing else uses it in here.
+        let _ = sys::close(fd);
         let null = dev_null(cloexec)?;
         if null.as_raw_fd() == fd {
             // Ours from now on: dropping `null` would empty the slot again.
@@ -122,8 +123,8 @@ impl DeadEnd {
 impl Drop for DeadEnd {
     fn drop(&mut self) {
         if self.owned {
-            // SAFETY: this dead end opened fd and nothing else closes it.
-            drop(unsafe { OwnedFd::from_raw_fd(self.fd) });
+            // This dead end opened fd and nothing else closes it.
+            let _ = sys::close(self.fd);
         }
     }
 }
@@ -161,11 +162,6 @@ fn cloexec_flag(cloexec: bool) -> OFlag {
     } else {
         OFlag::empty()
     }
-}
-
-fn dup3(from: RawFd, onto: RawFd, flags: OFlag) -> Result<(), Errno> {
-    // SAFETY: plain syscall on numbers; `onto` is replaced atomically.
-    Errno::result(unsafe { libc::dup3(from, onto, flags.bits()) }).map(drop)
 }
 
 #[cfg(test)]
@@ -258,8 +254,8 @@ mod tests {
     #[test]
     fn shutdown_gives_eof_while_another_reference_lives() {
         let (ours, theirs) = pair();
-        // SAFETY: dup of a valid fd; the copy stands for a forked child's.
-        let copy = unsafe { OwnedFd::from_raw_fd(libc::dup(ours.as_raw_fd())) };
+        // The copy stands for a forked child's.
+        let copy = ours.try_clone().unwrap();
         shutdown_both(ours.as_raw_fd()).unwrap();
         assert_eq!(read_byte(theirs.as_raw_fd()), Ok(0));
         assert!(copy.as_raw_fd() >= 0);

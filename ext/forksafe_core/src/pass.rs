@@ -9,7 +9,7 @@
 //! ENOTSOCK for anything but a socket and, for a socket, whether a
 //! listener of the server's could have accepted it. Only a socket that
 //! could be a client and is not known (a connection accepted but not yet
-//! registered, a listener's copy) is probed in full. A pass asked for
+//! in flight, a listener's copy) is probed in full. A pass asked for
 //! (`Listeners::Open`) counts every listener's connections, which no
 //! address tells in advance: it probes every socket it does not know.
 
@@ -196,7 +196,7 @@ mod tests {
     use crate::fds::Seen;
     use crate::listeners::ServerListeners;
     use std::net::{TcpListener, TcpStream};
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::AsRawFd;
 
     /// A connection accepted on `listener`, and its peer.
     fn accepted(listener: &TcpListener) -> (TcpStream, TcpStream) {
@@ -233,23 +233,23 @@ mod tests {
     #[test]
     fn the_server_s_sockets_are_dropped_and_the_app_s_left_alone() {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (registered, _peer) = accepted(&server);
-        let (unregistered, _other_peer) = accepted(&server);
+        let (in_flight_client, _peer) = accepted(&server);
+        let (other_client, _other_peer) = accepted(&server);
         let app = TcpListener::bind("127.0.0.1:0").unwrap();
         let (app_client, outbound) = accepted(&app);
         let (reader, _writer) = nix::unistd::pipe().unwrap();
         let ours = server_of(&server);
-        let in_flight = [Request::on(registered.as_raw_fd(), 1).unwrap().unwrap()];
+        let in_flight = [Request::on(in_flight_client.as_raw_fd(), 1).unwrap().unwrap()];
         let fds = [
             server.as_raw_fd(),
-            registered.as_raw_fd(),
-            unregistered.as_raw_fd(),
+            in_flight_client.as_raw_fd(),
+            other_client.as_raw_fd(),
             app.as_raw_fd(),
             app_client.as_raw_fd(),
             outbound.as_raw_fd(),
             reader.as_raw_fd(),
         ];
-        let files: Vec<Seen> = [&registered, &unregistered]
+        let files: Vec<Seen> = [&in_flight_client, &other_client]
             .iter()
             .map(|s| Seen::now(s.as_raw_fd()).unwrap())
             .collect();
@@ -262,7 +262,7 @@ mod tests {
             },
             &fds,
         );
-        let mut clients = vec![registered.as_raw_fd(), unregistered.as_raw_fd()];
+        let mut clients = vec![in_flight_client.as_raw_fd(), other_client.as_raw_fd()];
         clients.sort_unstable();
         assert_eq!(report.clients, clients);
         assert_eq!(report.listeners, vec![server.as_raw_fd()]);
@@ -301,11 +301,9 @@ mod tests {
         let in_flight = [Request::on(client.as_raw_fd(), 1).unwrap().unwrap()];
         let other = TcpListener::bind("127.0.0.1:0").unwrap();
         let outbound = TcpStream::connect(other.local_addr().unwrap()).unwrap();
-        // SAFETY: dup2 onto the number this test's client owns.
-        assert_eq!(
-            unsafe { libc::dup2(outbound.as_raw_fd(), client.as_raw_fd()) },
-            client.as_raw_fd()
-        );
+        // Onto the number this test's client owns.
+        let onto = client.as_raw_fd();
+        crate::sys::dup3(outbound.as_raw_fd(), onto, nix::fcntl::OFlag::empty()).unwrap();
         let ours = server_of(&server);
         let report = pass_over(
             &PassOptions {
@@ -348,9 +346,8 @@ mod tests {
         let (kept_alive, _other_peer) = accepted(&server);
         // Far above the numbers the dead end and the other tests, running in
         // parallel, would take once it is closed.
-        let gone: OwnedFd = nix::fcntl::fcntl(&first, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1500))
-            .map(unsafe_owned)
-            .unwrap();
+        let gone_fd =
+            nix::fcntl::fcntl(&first, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1500)).unwrap();
         drop(first);
         let opts = PassOptions::default();
         let mut pass = Pass {
@@ -360,19 +357,12 @@ mod tests {
             open_listeners: Vec::new(),
             probed: Vec::new(),
         };
-        for fd in [server.as_raw_fd(), gone.as_raw_fd(), kept_alive.as_raw_fd()] {
+        for fd in [server.as_raw_fd(), gone_fd, kept_alive.as_raw_fd()] {
             pass.visit(fd, None);
         }
-        let gone_fd = gone.as_raw_fd();
-        drop(gone);
+        crate::sys::close(gone_fd).unwrap();
         let report = pass.finish();
         assert_eq!(report.failed, vec![(gone_fd, Errno::EBADF)]);
         assert_eq!(report.clients, vec![kept_alive.as_raw_fd()]);
-    }
-
-    fn unsafe_owned(fd: RawFd) -> OwnedFd {
-        use std::os::fd::FromRawFd;
-        // SAFETY: a descriptor just made by this test, owned by nothing else.
-        unsafe { OwnedFd::from_raw_fd(fd) }
     }
 }

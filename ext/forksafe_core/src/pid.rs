@@ -10,6 +10,8 @@
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::sys;
+
 static PID: AtomicI32 = AtomicI32::new(0);
 
 pub fn this_process() -> libc::pid_t {
@@ -21,8 +23,7 @@ pub fn this_process() -> libc::pid_t {
 
 /// In a child, first thing: its own pid.
 pub fn forked() -> libc::pid_t {
-    // SAFETY: getpid has no arguments and cannot fail.
-    let pid = unsafe { libc::getpid() };
+    let pid = sys::getpid();
     PID.store(pid, Ordering::Relaxed);
     pid
 }

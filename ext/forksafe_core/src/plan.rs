@@ -47,7 +47,7 @@ pub struct ChildPass {
     pub keep: Vec<RawFd>,
     pub release_listeners: bool,
     /// Only the server's listeners, and connections accepted on them or
-    /// registered, count (a fork of a server's process); else every
+    /// in flight, count (a fork of a server's process); else every
     /// listener's (a pass asked for).
     pub server_only: bool,
 }
@@ -131,6 +131,11 @@ pub fn pass_unplanned(on: bool) {
     PASS_UNPLANNED.store(on, Ordering::Relaxed);
 }
 
+/// Whether the fork hook is on: the one place that says so.
+pub fn passes_unplanned() -> bool {
+    PASS_UNPLANNED.load(Ordering::Relaxed)
+}
+
 /// In a child, inside fork: the plan its parent armed on the forking
 /// thread, or else the plan of a fork nobody planned. A NoPass plan is
 /// made the child's own, for its forks. A fork that interrupted this
@@ -152,7 +157,7 @@ fn armed_for_child(parent: libc::pid_t) -> Option<Plan> {
 }
 
 fn unplanned() -> Plan {
-    if PASS_UNPLANNED.load(Ordering::Relaxed) {
+    if passes_unplanned() {
         Plan::AppFork
     } else {
         Plan::NoPass

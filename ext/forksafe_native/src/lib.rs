@@ -4,6 +4,8 @@
 //! one, runs plain Rust, and turns any panic into `ForkSafe::Error` instead
 //! of magnus's default `fatal`, which would end the VM.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -58,6 +60,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_module_function("arm_no_pass", function!(arm_no_pass, 0))?;
     native.define_module_function("disarm", function!(disarm, 0))?;
     native.define_module_function("pass_unplanned", function!(pass_unplanned, 1))?;
+    native.define_module_function("pass_unplanned?", function!(passes_unplanned, 0))?;
     native.define_module_function("role", function!(current_role, 0))?;
     native.define_module_function("rise_to", function!(rise_to, 2))?;
     native.define_module_function("request_begin", function!(request_begin, 1))?;
@@ -73,14 +76,15 @@ fn open_fds() -> Result<Vec<RawFd>, Error> {
     guard(|| Ok(fds::open_fds()))
 }
 
-/// ForkSafe::Native.sockets(registered) -> [{fd:, kind:, local:, remote:, cloexec:}]:
-/// `registered` and the sockets of requests in flight count as clients.
-fn sockets(ruby: &Ruby, mut registered: Vec<RawFd>) -> Result<RArray, Error> {
+/// ForkSafe::Native.sockets(in_flight) -> [{fd:, kind:, local:, remote:, cloexec:}]:
+/// `in_flight` and the sockets of this process's requests in flight count
+/// as clients.
+fn sockets(ruby: &Ruby, mut in_flight: Vec<RawFd>) -> Result<RArray, Error> {
     guard(|| {
         let me = std::process::id() as libc::pid_t;
-        registered.extend(in_flight::of(me));
+        in_flight.extend(in_flight::of(me));
         let table = ruby.ary_new();
-        for socket in classify::sockets(&registered, Listeners::Open) {
+        for socket in classify::sockets(&in_flight, Listeners::Open) {
             table.push(socket_hash(ruby, &socket)?)?;
         }
         Ok(table)
@@ -106,28 +110,28 @@ fn shutdown(ruby: &Ruby, fd: RawFd) -> Result<bool, Error> {
     })
 }
 
-/// ForkSafe::Native.child_pass(keep, release_listeners, registered) -> report
+/// ForkSafe::Native.child_pass(keep, release_listeners, in_flight) -> report
 /// {clients:, listeners:, kept:, dead_end:, failed:, seconds:}: the pass,
 /// here and now (for tests: a child makes its own inside fork).
 fn child_pass(
     ruby: &Ruby,
     keep: Vec<RawFd>,
     release_listeners: bool,
-    registered: Vec<RawFd>,
+    in_flight: Vec<RawFd>,
 ) -> Result<RHash, Error> {
     guard(|| {
-        let mut in_flight = Vec::new();
-        for fd in registered {
+        let mut requests = Vec::new();
+        for fd in in_flight {
             let request = in_flight::Request::on(fd, 0)
                 .map_err(|e| errno_error(ruby, "register", "socket", fd, e))?;
-            in_flight.extend(request);
+            requests.extend(request);
         }
-        in_flight.sort_by_key(|r| r.socket.fd);
+        requests.sort_by_key(|r| r.socket.fd);
         let started = Instant::now();
         let report = pass::child_pass(&PassOptions {
             keep: &keep,
             release_listeners,
-            in_flight: &in_flight,
+            in_flight: &requests,
             listeners: Listeners::Open,
             ..PassOptions::default()
         });
@@ -190,6 +194,12 @@ fn pass_unplanned(on: bool) -> Result<bool, Error> {
         plan::pass_unplanned(on);
         Ok(on)
     })
+}
+
+/// ForkSafe::Native.pass_unplanned?: what `pass_unplanned` set last
+/// (ForkSafe.config.fork_hook asks it).
+fn passes_unplanned() -> Result<bool, Error> {
+    guard(|| Ok(plan::passes_unplanned()))
 }
 
 /// ForkSafe::Native.role -> :unknown, :master or :serving: this process's.

@@ -83,11 +83,6 @@ module ForkSafe
         Native.disarm
       end
 
-      # The fork hook is on: forks nobody planned are the app's.
-      def pass_unplanned(pass)
-        Native.pass_unplanned(pass)
-      end
-
       # In a child: a warning if its pass did not go as planned, and the
       # pass in debug mode. Each fork path reaches this once in its child.
       def log_own_pass

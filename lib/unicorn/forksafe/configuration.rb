@@ -8,8 +8,6 @@ module ForkSafe
     # What a user sets (ForkSafe.configure, or config.forksafe in Rails).
     SETTINGS = %i[fork_hook debug logger].freeze
 
-    # false: the Process._fork hook does nothing (ForkSafe.fork still works).
-    attr_reader :fork_hook
     # Logs one line per child pass (FORKSAFE_DEBUG=1, true, yes or on sets
     # it too; 0, false, no, off or nothing leaves it off).
     attr_reader :debug
@@ -21,7 +19,6 @@ module ForkSafe
     attr_reader :server_logger
 
     def initialize
-      @fork_hook = true
       @debug = %w[1 true yes on].include?(ENV.fetch("FORKSAFE_DEBUG", "").strip.downcase)
       @logger = nil
       @app_logger = nil
@@ -32,10 +29,19 @@ module ForkSafe
       @logger || @app_logger&.call || @server_logger || (@stderr_logger ||= Logger.new($stderr))
     end
 
+    # false: the Process._fork hook does nothing (ForkSafe.fork still
+    # works). The native core holds it, for the forks no Ruby hook sees
+    # (fork(2) from C). It is on from the hook's install (require
+    # "unicorn/forksafe"); without the hook it is off and stays off.
+    def fork_hook = Native.pass_unplanned?
+
     def fork_hook=(value)
-      @fork_hook = boolean("fork_hook", value)
-      # A fork from C has no Ruby hook to ask: the native core is told.
-      ChildPolicy.pass_unplanned(@fork_hook) if defined?(ForkHook)
+      on = boolean("fork_hook", value)
+      if on && !defined?(ForkHook)
+        raise ArgumentError, 'fork_hook: the hook is not installed (require "unicorn/forksafe")'
+      end
+
+      Native.pass_unplanned(on)
     end
 
     def debug=(value)

@@ -33,7 +33,7 @@ module ForkSafe
       # With the hook on, it arms this thread's options for Process.fork;
       # without it, they are armed here.
       def safe_fork(&block)
-        return Process.fork(&block) if ForkSafe.config.fork_hook && defined?(ForkHook)
+        return Process.fork(&block) if ForkSafe.config.fork_hook
         return ChildPolicy.planned_fork { Process.fork } unless block
 
         ChildPolicy.planned_fork do

@@ -34,11 +34,11 @@ module ForkSafe
     class << self
       def open_fds = off(:open_fds)
       def neutralize(_fd) = off(:neutralize)
-      def child_pass(_keep, _release_listeners, _registered) = off(:child_pass)
+      def child_pass(_keep, _release_listeners, _in_flight) = off(:child_pass)
 
       # No socket is classified: none would be acted on.
-      def sockets(registered)
-        fds(registered)
+      def sockets(in_flight)
+        fds(in_flight)
         []
       end
 
@@ -67,7 +67,14 @@ module ForkSafe
       def arm_app_fork = true
       def arm_no_pass = true
       def disarm = true
-      def pass_unplanned(pass) = pass
+
+      # Held, as the core holds it (see Configuration#fork_hook); no fork
+      # here makes a pass.
+      def pass_unplanned(pass)
+        @pass_unplanned = pass
+      end
+
+      def pass_unplanned? = @pass_unplanned || false
 
       def role
         pid, role = @role

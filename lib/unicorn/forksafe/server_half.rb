@@ -2,7 +2,7 @@
 
 require "socket"
 require_relative "native"
-require_relative "registry"
+require_relative "hand_offs"
 
 # The parent's half: a server's close of a client connection ends it for
 # every process holding it. close(2) drops one reference to the socket; the
@@ -44,14 +44,14 @@ module ForkSafe
   # Shutdown before close, and the sockets handed to a child with keep:,
   # which are closed plainly instead: see ForkSafe.closing, ForkSafe.fork.
   module ServerHalf
-    @registry = Registry.new
+    @hand_offs = HandOffs.new
 
     class << self
       # True for a socket handed to a child with keep:, until the server closes
       # it: it must not be shut down, or the child's connection would end too.
       def handed_off?(io)
         raw = raw_io(io, "handed_off?")
-        !raw.closed? && @registry.handed_off?(raw.fileno)
+        !raw.closed? && @hand_offs.handed_off?(raw.fileno)
       end
 
       # Wraps a server's close of a client connection (the block) with a
@@ -64,7 +64,7 @@ module ForkSafe
         check_closing(close, writes_first)
         raw = raw_io(io, "closing")
         return yield if raw.closed?
-        return closing_plainly(raw.fileno, &close) if @registry.handed_off?(raw.fileno)
+        return closing_plainly(raw.fileno, &close) if @hand_offs.handed_off?(raw.fileno)
         return shutting_down_after(raw, &close) if writes_first || !raw.equal?(io)
 
         shut_down(raw)
@@ -76,11 +76,11 @@ module ForkSafe
       # for a server that shuts down on its own (unicorn's normal path). If
       # the fork fails, no child has them: they are shut down as usual.
       def handing_off(ios, fds)
-        fresh = @registry.hand_off(fds)
+        fresh = @hand_offs.hand_off(fds)
         (ios.is_a?(Array) ? ios : [ios]).grep(BasicSocket).each { |io| ClientSocket.into(io) }
         yield
       rescue SystemCallError
-        fresh.each { |fd| @registry.end_hand_off(fd) }
+        fresh.each { |fd| @hand_offs.end_hand_off(fd) }
         raise
       end
 
@@ -105,7 +105,7 @@ module ForkSafe
       def closing_plainly(fd)
         yield
       ensure
-        @registry.end_hand_off(fd)
+        @hand_offs.end_hand_off(fd)
       end
 
       # The shutdown goes on a second reference taken before the block, which

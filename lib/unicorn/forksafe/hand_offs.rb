@@ -8,11 +8,11 @@ module ForkSafe
   # Thread-safe.
   #
   # A forked child inherits the parent's entries, which name the parent's
-  # sockets: the registry is stamped with the pid it belongs to, and a
+  # sockets: the table is stamped with the pid it belongs to, and a
   # child's first use starts it afresh. Nothing runs in the child to clear
   # it (there, every page written is a page copied). Ruby releases the lock
   # if a thread gone with the fork was holding it.
-  class Registry
+  class HandOffs
     def initialize
       @lock = Mutex.new
       start_afresh
