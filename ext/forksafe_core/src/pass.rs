@@ -64,13 +64,7 @@ impl PassReport {
 }
 
 pub fn child_pass(opts: &PassOptions) -> PassReport {
-    let mut pass = Pass {
-        opts,
-        report: PassReport::default(),
-        dead_end: None,
-        open_listeners: Vec::new(),
-        probed: Vec::new(),
-    };
+    let mut pass = Pass::new(opts);
     let mut in_flight = opts.in_flight.iter().peekable();
     each_open_fd(opts.fd_table_size, |fd| {
         while in_flight.next_if(|r| r.socket.fd < fd).is_some() {}
@@ -90,7 +84,17 @@ struct Pass<'a> {
     probed: Vec<Probe>,
 }
 
-impl Pass<'_> {
+impl<'a> Pass<'a> {
+    fn new(opts: &'a PassOptions<'a>) -> Self {
+        Self {
+            opts,
+            report: PassReport::default(),
+            dead_end: None,
+            open_listeners: Vec::new(),
+            probed: Vec::new(),
+        }
+    }
+
     /// One descriptor: a socket the parent knew, confirmed; else one
     /// question, and a probe only for what could be a client.
     fn visit(&mut self, fd: RawFd, request: Option<&Request>) {
@@ -215,13 +219,7 @@ mod tests {
     /// The pass over these fds alone: the test process holds other tests'
     /// sockets too, which a sweep of the whole table would neutralize.
     fn pass_over(opts: &PassOptions, fds: &[RawFd]) -> PassReport {
-        let mut pass = Pass {
-            opts,
-            report: PassReport::default(),
-            dead_end: None,
-            open_listeners: Vec::new(),
-            probed: Vec::new(),
-        };
+        let mut pass = Pass::new(opts);
         let mut fds = fds.to_vec();
         fds.sort_unstable();
         for fd in fds {
@@ -350,13 +348,7 @@ mod tests {
             nix::fcntl::fcntl(&first, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1500)).unwrap();
         drop(first);
         let opts = PassOptions::default();
-        let mut pass = Pass {
-            opts: &opts,
-            report: PassReport::default(),
-            dead_end: None,
-            open_listeners: Vec::new(),
-            probed: Vec::new(),
-        };
+        let mut pass = Pass::new(&opts);
         for fd in [server.as_raw_fd(), gone_fd, kept_alive.as_raw_fd()] {
             pass.visit(fd, None);
         }
