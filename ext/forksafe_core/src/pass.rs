@@ -20,7 +20,7 @@ use nix::sys::socket::{getsockname, SockaddrStorage};
 
 use crate::addr::SockAddr;
 use crate::classify::{kind_of, probe, Kind, Listeners, Probe};
-use crate::fds::each_open_fd;
+use crate::fds::{each_open_fd, Seen};
 use crate::in_flight::Request;
 use crate::neutralize::{DeadEnd, DeadEndKind};
 
@@ -65,10 +65,12 @@ impl PassReport {
 
 pub fn child_pass(opts: &PassOptions) -> PassReport {
     let mut pass = Pass::new(opts);
-    let mut in_flight = opts.in_flight.iter().peekable();
+    let mut in_flight = opts.in_flight;
     each_open_fd(opts.fd_table_size, |fd| {
-        while in_flight.next_if(|r| r.socket.fd < fd).is_some() {}
-        pass.visit(fd, in_flight.next_if(|r| r.socket.fd == fd));
+        let past = in_flight.partition_point(|r| r.socket.fd < fd);
+        let here = in_flight[past..].partition_point(|r| r.socket.fd == fd);
+        pass.visit(fd, &in_flight[past..past + here]);
+        in_flight = &in_flight[past + here..];
     });
     pass.finish()
 }
@@ -97,8 +99,12 @@ impl<'a> Pass<'a> {
 
     /// One descriptor: a socket the parent knew, confirmed; else one
     /// question, and a probe only for what could be a client.
-    fn visit(&mut self, fd: RawFd, request: Option<&Request>) {
-        if let Some(request) = request.filter(|r| r.socket.is_intact()) {
+    /// `requests`: the entries in flight on this number, the file each was
+    /// (one may be a hijacked socket the app closed, whose number a later
+    /// connection took).
+    fn visit(&mut self, fd: RawFd, requests: &[Request]) {
+        let file = (!requests.is_empty()).then(|| Seen::now(fd)).flatten();
+        if let Some(request) = requests.iter().find(|r| Some(r.socket) == file) {
             return self.act(fd, Kind::Client, Some(request.cloexec));
         }
         if let Some(address) = self.known_listener(fd) {
@@ -197,7 +203,6 @@ fn local_address(fd: RawFd) -> Option<SockAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fds::Seen;
     use crate::listeners::ServerListeners;
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
@@ -223,7 +228,13 @@ mod tests {
         let mut fds = fds.to_vec();
         fds.sort_unstable();
         for fd in fds {
-            pass.visit(fd, opts.in_flight.iter().find(|r| r.socket.fd == fd));
+            let requests: Vec<Request> = opts
+                .in_flight
+                .iter()
+                .filter(|r| r.socket.fd == fd)
+                .copied()
+                .collect();
+            pass.visit(fd, &requests);
         }
         pass.finish()
     }
@@ -315,6 +326,31 @@ mod tests {
         assert!(client.peer_addr().is_ok());
     }
 
+    /// A hijacked socket registered and closed by the app without an end
+    /// leaves its entry; the next connection takes its number and is
+    /// registered too, and the listener is closed (a graceful stop).
+    #[test]
+    fn a_number_in_flight_twice_is_the_live_entry_s() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (hijacked, _peer) = accepted(&server);
+        let stale = Request::on(hijacked.as_raw_fd(), 1).unwrap().unwrap();
+        let (client, _other_peer) = accepted(&server);
+        crate::sys::dup3(client.as_raw_fd(), hijacked.as_raw_fd(), nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let live = Request::on(hijacked.as_raw_fd(), 2).unwrap().unwrap();
+        let ours = server_of(&server);
+        drop(server);
+        let in_flight = [stale, live];
+        let report = pass_over(
+            &PassOptions {
+                in_flight: &in_flight,
+                listeners: Listeners::Server(&ours),
+                ..PassOptions::default()
+            },
+            &[hijacked.as_raw_fd()],
+        );
+        assert_eq!(report.clients, vec![hijacked.as_raw_fd()]);
+    }
+
     #[test]
     fn a_pass_asked_for_drops_every_listener_s_connections() {
         let app = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -350,7 +386,7 @@ mod tests {
         let opts = PassOptions::default();
         let mut pass = Pass::new(&opts);
         for fd in [server.as_raw_fd(), gone_fd, kept_alive.as_raw_fd()] {
-            pass.visit(fd, None);
+            pass.visit(fd, &[]);
         }
         crate::sys::close(gone_fd).unwrap();
         let report = pass.finish();
