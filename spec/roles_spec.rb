@@ -100,6 +100,37 @@ RSpec.describe "roles", compat: %w[ruby3.4_puma_6.6] do
     expect(result).to eq([3, ""])
   end
 
+  # A full hijack: the app takes a registered connection over and closes
+  # it, with no connection_closed; the next connection takes its number.
+  def after_a_hijack_and_a_graceful_stop
+    listener, _first_peer, hijacked = tcp_connection
+    ForkSafe.connection_opened(hijacked)
+    outbound = track(TCPSocket.new("127.0.0.1", listener.addr[1]))
+    number = hijacked.fileno
+    hijacked.close
+    accepted = track(listener.accept)
+    ForkSafe.connection_opened(accepted)
+    listener.close
+    [accepted.fileno == number, child_write_reaches_peer(Process.method(:fork), outbound, accepted)]
+  end
+
+  it "drops a registered connection on a number a hijacked one had, after the listener closed" do
+    result = in_child do
+      ForkSafe.serving(nil)
+      after_a_hijack_and_a_graceful_stop
+    end
+    expect(result).to eq([true, [3, ""]])
+  end
+
+  it "without the gem, leaves that connection to the child" do
+    result = in_child do
+      ForkSafe.serving(nil)
+      ForkSafe.config.fork_hook = false
+      after_a_hijack_and_a_graceful_stop
+    end
+    expect(result).to eq([true, [0, "from the child"]])
+  end
+
   it "without the registration, takes such a connection for an outbound one, which may have that port" do
     result = in_child do
       ForkSafe.serving(nil)
