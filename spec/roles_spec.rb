@@ -131,6 +131,29 @@ RSpec.describe "roles", compat: %w[ruby3.4_puma_6.6] do
     expect(result).to eq([true, [0, "from the child"]])
   end
 
+  # The dead end in a client's place keeps the flag the client has at the
+  # fork: a program the child execs gets neither the client nor a number
+  # it did not have.
+  def close_on_exec_after_the_fork
+    ForkSafe.serving(nil)
+    _listener, _outbound, accepted = tcp_connection
+    ForkSafe.connection_opened(accepted)
+    accepted.close_on_exec = false
+    in_child { [kind_of_fd(accepted), accepted.close_on_exec?] }
+  end
+
+  it "keeps a dropped client's close-on-exec flag as it is at the fork, not at its registration" do
+    expect(in_child { close_on_exec_after_the_fork }).to eq([:connected, false]) # the dead end
+  end
+
+  it "without the gem, leaves the client with its flag" do
+    result = in_child do
+      ForkSafe.config.fork_hook = false
+      close_on_exec_after_the_fork
+    end
+    expect(result).to eq([:client, false])
+  end
+
   it "without the registration, takes such a connection for an outbound one, which may have that port" do
     result = in_child do
       ForkSafe.serving(nil)
@@ -152,6 +175,36 @@ RSpec.describe "roles", compat: %w[ruby3.4_puma_6.6] do
        in_child { kind_of_fd(listener) }]
     end
     expect(result).to eq([[0, "from the child"], :listener])
+  end
+
+  # A listener of the app's on the server's port at another address, both
+  # bound with SO_REUSEPORT (or beside a v6-only [::] listener).
+  def server_and_app_listener_on_one_port
+    server = reuseport_listener("0.0.0.0", 0)
+    app = reuseport_listener("127.0.0.1", server.local_address.ip_port)
+    ForkSafe.serving(nil, listeners: [server])
+    [kind_of_fd(server), kind_of_fd(app), in_child { [kind_of_fd(server), kind_of_fd(app)] }]
+  end
+
+  def reuseport_listener(host, port)
+    socket = track(Socket.new(:INET, :STREAM))
+    socket.setsockopt(:SOCKET, :REUSEPORT, true)
+    socket.bind(Addrinfo.tcp(host, port))
+    socket.listen(8)
+    socket
+  end
+
+  it "releases the server's listener and leaves the app's on the same port" do
+    expect(in_child { server_and_app_listener_on_one_port })
+      .to eq([:listener, :listener, %i[connected listener]]) # the dead end is a socketpair's
+  end
+
+  it "without the gem, leaves both listeners to the child" do
+    result = in_child do
+      ForkSafe.config.fork_hook = false
+      server_and_app_listener_on_one_port
+    end
+    expect(result).to eq([:listener, :listener, %i[listener listener]])
   end
 
   # A test suite's own forking component beside Capybara's puma, or

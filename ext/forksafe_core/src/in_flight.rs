@@ -16,7 +16,7 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use crate::classify::probe;
-use crate::fds::{cloexec, Seen};
+use crate::fds::Seen;
 use crate::fork_lock::{ForkLock, Guard};
 use crate::pid::this_process;
 
@@ -27,9 +27,6 @@ pub type Ticket = u64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
     pub socket: Seen,
-    /// Its FD_CLOEXEC flag when the request began, which the dead end put
-    /// in its place keeps (servers do not change it mid-request).
-    pub cloexec: bool,
     pub ticket: Ticket,
 }
 
@@ -40,14 +37,9 @@ impl Request {
     /// fstat. EBADF when `fd` is not open.
     pub fn on(fd: RawFd, ticket: Ticket) -> Result<Option<Request>, Errno> {
         let socket = Seen::now(fd).ok_or(Errno::EBADF)?;
-        let cloexec = cloexec(fd)?;
         let client = probe(fd)
             .is_some_and(|p| p.stream && !p.listening && (p.remote.is_some() || p.was_connected));
-        Ok(client.then_some(Request {
-            socket,
-            cloexec,
-            ticket,
-        }))
+        Ok(client.then_some(Request { socket, ticket }))
     }
 }
 
@@ -77,10 +69,11 @@ impl InFlight {
 
     /// In the parent, inside fork, under the lock the child inherits: the
     /// child walks the table beside its fds, in ascending order, without
-    /// writing a page. `end` swaps entries out of order between forks; a
-    /// stable sort of a table mostly in order is a pass over it.
+    /// writing a page. `end` swaps entries out of order between forks. In
+    /// place, allocating nothing inside fork; the order of entries on one
+    /// number does not matter (the child looks at each).
     pub(crate) fn sort_for_fork(&mut self) {
-        self.requests.sort_by_key(|r| r.socket.fd);
+        self.requests.sort_unstable_by_key(|r| r.socket.fd);
     }
 
     /// The requests `pid` has in flight, by fd: in a child inside fork,
@@ -204,7 +197,7 @@ mod tests {
         assert_eq!(Request::on(server.as_raw_fd(), 1), Ok(None));
         assert_eq!(Request::on(udp.as_raw_fd(), 1), Ok(None));
         let request = Request::on(client.as_raw_fd(), 1).unwrap().unwrap();
-        assert!(request.cloexec && request.socket.is_intact());
+        assert!(request.socket.is_intact());
     }
 
     #[test]

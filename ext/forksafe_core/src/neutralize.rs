@@ -108,15 +108,10 @@ impl DeadEnd {
     /// Points `fd` at the dead end, keeping its number and FD_CLOEXEC.
     /// dup3 closes the old description's reference atomically.
     pub fn install_over(&self, fd: RawFd) -> Result<(), Errno> {
-        self.install_over_as(fd, cloexec(fd)?)
-    }
-
-    /// The same, with the FD_CLOEXEC flag the caller knows `fd` has.
-    pub fn install_over_as(&self, fd: RawFd, cloexec: bool) -> Result<(), Errno> {
         if fd == self.fd {
             return Ok(());
         }
-        dup3(self.fd, fd, cloexec_flag(cloexec))
+        dup3(self.fd, fd, cloexec_flag(cloexec(fd)?))
     }
 }
 
@@ -234,9 +229,6 @@ mod tests {
         dead.install_over(flagged.as_raw_fd()).unwrap();
         assert_eq!(cloexec(plain.as_raw_fd()), Ok(false));
         assert_eq!(cloexec(flagged.as_raw_fd()), Ok(true));
-        // Told the flag, it asks nothing.
-        dead.install_over_as(plain.as_raw_fd(), true).unwrap();
-        assert_eq!(cloexec(plain.as_raw_fd()), Ok(true));
     }
 
     #[test]

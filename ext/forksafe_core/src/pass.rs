@@ -104,12 +104,12 @@ impl<'a> Pass<'a> {
     /// connection took).
     fn visit(&mut self, fd: RawFd, requests: &[Request]) {
         let file = (!requests.is_empty()).then(|| Seen::now(fd)).flatten();
-        if let Some(request) = requests.iter().find(|r| Some(r.socket) == file) {
-            return self.act(fd, Kind::Client, Some(request.cloexec));
+        if requests.iter().any(|r| Some(r.socket) == file) {
+            return self.act(fd, Kind::Client);
         }
         if let Some(address) = self.known_listener(fd) {
             self.open_listeners.push(address);
-            return self.act(fd, Kind::Listener, None);
+            return self.act(fd, Kind::Listener);
         }
         let worth_probing = match self.opts.listeners {
             Listeners::Open => true,
@@ -142,16 +142,20 @@ impl<'a> Pass<'a> {
     fn finish(mut self) -> PassReport {
         for probe in std::mem::take(&mut self.probed) {
             let kind = kind_of(&probe, false, &self.open_listeners);
-            self.act(probe.fd, kind, None);
+            // A listener the server's addresses do not name is the app's
+            // (one on the server's port at another address, SO_REUSEPORT).
+            if kind != Kind::Listener || self.opts.listeners.includes(&probe.local) {
+                self.act(probe.fd, kind);
+            }
         }
         self.report.clients.sort_unstable();
         self.report.listeners.sort_unstable();
         self.report
     }
 
-    /// Neutralizes `fd` if it is a target, keeping its FD_CLOEXEC flag:
-    /// the one known, else asked.
-    fn act(&mut self, fd: RawFd, kind: Kind, cloexec: Option<bool>) {
+    /// Neutralizes `fd` if it is a target: a client, or one of the
+    /// listeners that count when they are released.
+    fn act(&mut self, fd: RawFd, kind: Kind) {
         let target = match kind {
             Kind::Client => true,
             Kind::Listener => self.opts.release_listeners,
@@ -163,11 +167,7 @@ impl<'a> Pass<'a> {
         if self.opts.keep.contains(&fd) {
             return self.report.kept.push(fd);
         }
-        let done = self.dead_end(fd).and_then(|dead| match cloexec {
-            Some(cloexec) => dead.install_over_as(fd, cloexec),
-            None => dead.install_over(fd),
-        });
-        match done {
+        match self.dead_end(fd).and_then(|dead| dead.install_over(fd)) {
             Ok(()) if kind == Kind::Listener => self.report.listeners.push(fd),
             Ok(()) => self.report.clients.push(fd),
             Err(e) => self.report.failed.push((fd, e)),
@@ -324,6 +324,39 @@ mod tests {
         );
         assert!(report.clients.is_empty());
         assert!(client.peer_addr().is_ok());
+    }
+
+    #[test]
+    fn the_app_s_listener_on_the_server_s_port_is_the_app_s() {
+        use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt};
+        use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
+        let reuseport = |addr: SockaddrIn| -> TcpListener {
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap();
+            setsockopt(&fd, sockopt::ReusePort, &true).unwrap();
+            bind(fd.as_raw_fd(), &addr).unwrap();
+            listen(&fd, Backlog::new(8).unwrap()).unwrap();
+            TcpListener::from(fd)
+        };
+        let server = reuseport("0.0.0.0:0".parse().unwrap());
+        let port = server.local_addr().unwrap().port();
+        let app = reuseport(format!("127.0.0.1:{port}").parse().unwrap());
+        let ours = server_of(&server);
+        let report = pass_over(
+            &PassOptions {
+                release_listeners: true,
+                listeners: Listeners::Server(&ours),
+                ..PassOptions::default()
+            },
+            &[server.as_raw_fd(), app.as_raw_fd()],
+        );
+        assert_eq!(report.listeners, vec![server.as_raw_fd()]);
+        assert!(app.local_addr().is_ok());
     }
 
     /// A hijacked socket registered and closed by the app without an end
