@@ -128,6 +128,22 @@ pub fn probe(fd: RawFd) -> Option<Probe> {
     })
 }
 
+/// Whether `fd` may be a client, asked with no more calls than the answer
+/// needs (a server registers every request's socket): a stream socket
+/// with a peer, two syscalls; or one not listening whose peer reset it.
+pub fn may_be_client(fd: RawFd) -> bool {
+    let connected = match getpeername::<SockaddrStorage>(fd) {
+        Ok(_) => true,
+        Err(Errno::ENOTCONN) => false,
+        Err(_) => return false,
+    };
+    let stream = matches!(
+        socket_type(fd),
+        Ok(libc::SOCK_STREAM | libc::SOCK_SEQPACKET)
+    );
+    stream && (connected || (int_sockopt(fd, libc::SO_ACCEPTCONN) != Ok(1) && was_connected(fd)))
+}
+
 /// True for a TCP socket that has received segments, asked of one with no
 /// peer: its connection is over. A reset from the peer (a RST, or a FIN and
 /// then a RST for what we sent after it) or a timeout left it in TCP_CLOSE,

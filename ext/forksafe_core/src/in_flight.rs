@@ -15,7 +15,7 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-use crate::classify::probe;
+use crate::classify::may_be_client;
 use crate::fds::Seen;
 use crate::fork_lock::{ForkLock, Guard};
 use crate::pid::this_process;
@@ -36,11 +36,14 @@ impl Request {
     /// is asked once, here, so that a child confirms the socket with one
     /// fstat. EBADF when `fd` is not open.
     pub fn on(fd: RawFd, ticket: Ticket) -> Result<Option<Request>, Errno> {
-        let socket = Seen::now(fd).ok_or(Errno::EBADF)?;
-        let client = probe(fd)
-            .is_some_and(|p| p.stream && !p.listening && (p.remote.is_some() || p.was_connected));
-        Ok(client.then_some(Request { socket, ticket }))
+        Ok(client_file(fd)?.map(|socket| Request { socket, ticket }))
     }
+}
+
+/// The file of socket `fd` if it may be a client (see `Request::on`).
+fn client_file(fd: RawFd) -> Result<Option<Seen>, Errno> {
+    let socket = Seen::now(fd).ok_or(Errno::EBADF)?;
+    Ok(may_be_client(fd).then_some(socket))
 }
 
 pub(crate) struct InFlight {
@@ -98,6 +101,8 @@ pub(crate) fn table() -> Guard<'static, InFlight> {
 /// A request of this process starts, on `socket` if it has one. EBADF
 /// when the socket is not open.
 pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
+    // Asked before the lock: no other thread waits on our syscalls.
+    let socket = socket.map(client_file).transpose()?.flatten();
     let pid = this_process();
     let mut table = table();
     if table.pid != pid {
@@ -109,10 +114,11 @@ pub fn begin(socket: Option<RawFd>) -> Result<Ticket, Errno> {
             ..InFlight::new(pid)
         };
     }
-    let ticket = table.next + 1;
-    let request = socket.map(|fd| Request::on(fd, ticket)).transpose()?;
-    table.next = ticket;
-    table.requests.extend(request.flatten());
+    table.next += 1;
+    let ticket = table.next;
+    table
+        .requests
+        .extend(socket.map(|socket| Request { socket, ticket }));
     if table.requests.len() >= table.prune_at {
         table.requests.retain(|r| r.socket.is_intact());
         table.prune_at = (table.requests.len() * 2).max(PRUNE_FROM);
