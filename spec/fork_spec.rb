@@ -30,6 +30,21 @@ RSpec.describe "ForkSafe.fork", compat: %w[ruby3.4_puma_6.6] do
       .to eq([["false", 'fork_hook: the hook is not installed (require "unicorn/forksafe")', "false"], true])
   end
 
+  it "keeps a fork_hook setting made before the hook's install, and is not fooled by another ForkHook" do
+    out, status = Open3.capture2e(RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", <<~RUBY)
+      module ForkHook; end # another library's
+      require "unicorn/forksafe/fork"
+      begin
+        ForkSafe.config.fork_hook = true
+      rescue ArgumentError
+        ForkSafe.config.fork_hook = false
+      end
+      require "unicorn/forksafe"
+      p ForkSafe.config.fork_hook
+    RUBY
+    expect([out, status.success?]).to eq(["false\n", true])
+  end
+
   it "keeps Process.fork's contract: pid in the parent, the block's exit status" do
     expect(wait_status(ForkSafe.fork { exit 3 }).exitstatus).to eq(3)
     expect(wait_status(ForkSafe.fork { $stderr.reopen(File::NULL) && raise("boom") }).exitstatus).to eq(1)

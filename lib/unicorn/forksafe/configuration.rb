@@ -31,17 +31,22 @@ module ForkSafe
 
     # false: the Process._fork hook does nothing (ForkSafe.fork still
     # works). The native core holds it, for the forks no Ruby hook sees
-    # (fork(2) from C). It is on from the hook's install (require
-    # "unicorn/forksafe"); without the hook it is off and stays off.
+    # (fork(2) from C). The hook's install turns it on, unless it was set
+    # already; without the hook it is off, and true raises.
     def fork_hook = Native.pass_unplanned?
 
     def fork_hook=(value)
       on = boolean("fork_hook", value)
-      if on && !defined?(ForkHook)
-        raise ArgumentError, 'fork_hook: the hook is not installed (require "unicorn/forksafe")'
-      end
+      raise ArgumentError, 'fork_hook: the hook is not installed (require "unicorn/forksafe")' if on && !@hook
 
+      @fork_hook_set = true
       Native.pass_unplanned(on)
+    end
+
+    # Called once by fork_hook.rb, after its prepends.
+    def hook_installed
+      @hook = true
+      Native.pass_unplanned(true) unless @fork_hook_set
     end
 
     def debug=(value)

@@ -103,4 +103,4 @@ Process.singleton_class.prepend(ForkSafe::SpawnHook)
 Kernel.prepend(ForkSafe::KernelExecHook)
 Kernel.singleton_class.prepend(ForkSafe::ExecHook)
 IO.singleton_class.prepend(ForkSafe::PopenHook)
-ForkSafe.config.fork_hook = true
+ForkSafe.config.hook_installed
