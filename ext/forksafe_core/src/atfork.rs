@@ -61,7 +61,7 @@ impl Lock {
                 .is_some(),
             Lock::Kit => kit::KIT.try_hold(PATIENCE),
             Lock::Ledger => ledger::LEDGER.try_hold(PATIENCE),
-            Lock::Listeners => listeners::KNOWN.try_hold(PATIENCE),
+            Lock::Listeners => listeners::REMEMBERED.try_hold(PATIENCE),
         }
     }
 
@@ -70,7 +70,7 @@ impl Lock {
             Lock::InFlight => in_flight::IN_FLIGHT.release(),
             Lock::Kit => kit::KIT.release(),
             Lock::Ledger => ledger::LEDGER.release(),
-            Lock::Listeners => listeners::KNOWN.release(),
+            Lock::Listeners => listeners::REMEMBERED.release(),
         }
     }
 
@@ -145,7 +145,7 @@ fn pass_in_child() {
     // then a client only if a listener explains it, and without the
     // server's addresses none does.
     let in_flight = Lock::InFlight.taken().then(in_flight::table);
-    let known = Lock::Listeners.taken().then(listeners::known);
+    let remembered = Lock::Listeners.taken().then(listeners::remembered);
     let no_listeners = ServerListeners::default();
     let (fd_table_size, dead_end) = if Lock::Kit.taken() {
         (kit::fd_table_size_of(parent), kit::inherited_dead_end())
@@ -158,7 +158,7 @@ fn pass_in_child() {
         release_listeners: pass.release_listeners,
         in_flight: in_flight.as_ref().map_or(&[], |table| table.of(parent)),
         listeners: if pass.server_only {
-            Listeners::Server(known.as_ref().and_then(|k| k.of(parent)).unwrap_or(&no_listeners))
+            Listeners::Server(remembered.as_ref().and_then(|r| r.of(parent)).unwrap_or(&no_listeners))
         } else {
             Listeners::Open
         },

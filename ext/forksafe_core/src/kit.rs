@@ -8,7 +8,7 @@
 //! are close-on-exec, and a child checks each is still the one the parent
 //! made (same device and inode) before trusting it: app code may have
 //! closed them and reused their numbers. Whatever fails the check, the
-//! child makes its own as before.
+//! child makes its own.
 
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 

@@ -1,10 +1,11 @@
 //! The native core of unicorn-forksafe, knowing no Ruby: what each socket of
 //! the process is (`classify`), how a child drops its references to clients
 //! and listeners (`neutralize`, `pass`), and what a process keeps for its
-//! children and knows of its own forks (`kit`, `ledger`). Every call into
-//! the C library is made in `sys`, each behind a small safe wrapper whose
-//! `unsafe` block says why it is sound; the other modules hold no `unsafe`
-//! but `fork_lock`'s (the lock itself) and a test's fork. The bindings in
+//! children and knows of its own forks (`kit`, `ledger`). Every raw call
+//! into the C library is made in `sys`, each behind a small safe wrapper
+//! whose `unsafe` block says why it is sound (the other modules call nix's
+//! safe functions, and hold no `unsafe` but `fork_lock`'s, the lock
+//! itself, and a test's fork). The bindings in
 //! `forksafe_native` are the only code that knows Ruby.
 //!
 //! Linux only: the child's pass rests on `dup3`, `SOCK_CLOEXEC`,

@@ -33,13 +33,13 @@ pub struct ServerListeners {
     pub sockets: Vec<(Seen, SockAddr)>,
 }
 
-pub(crate) struct Known {
+pub(crate) struct Remembered {
     /// The process these are: a child takes its own when it has a role.
     pid: libc::pid_t,
     listeners: ServerListeners,
 }
 
-impl Known {
+impl Remembered {
     /// The listeners process `pid` remembered: in a child inside fork, its
     /// parent's. None for any other process.
     pub(crate) fn of(&self, pid: libc::pid_t) -> Option<&ServerListeners> {
@@ -48,7 +48,7 @@ impl Known {
 }
 
 /// Read by the child's pass inside fork; see `fork_lock`.
-pub(crate) static KNOWN: ForkLock<Known> = ForkLock::new(Known {
+pub(crate) static REMEMBERED: ForkLock<Remembered> = ForkLock::new(Remembered {
     pid: 0,
     listeners: ServerListeners {
         addresses: Vec::new(),
@@ -56,8 +56,8 @@ pub(crate) static KNOWN: ForkLock<Known> = ForkLock::new(Known {
     },
 });
 
-pub(crate) fn known() -> Guard<'static, Known> {
-    KNOWN.lock()
+pub(crate) fn remembered() -> Guard<'static, Remembered> {
+    REMEMBERED.lock()
 }
 
 /// Which of the process's listeners a server says are its own.
@@ -82,12 +82,12 @@ pub fn remember(given: Given) {
         .filter_map(|s| Some((Seen::now(s.fd)?, s.local)))
         .collect();
     let pid = this_process();
-    let mut known = known();
-    if known.pid != pid {
-        known.pid = pid;
-        known.listeners = ServerListeners::default();
+    let mut remembered = remembered();
+    if remembered.pid != pid {
+        remembered.pid = pid;
+        remembered.listeners = ServerListeners::default();
     }
-    let listeners = &mut known.listeners;
+    let listeners = &mut remembered.listeners;
     for (socket, address) in ours {
         if !listeners.addresses.contains(&address) {
             listeners.addresses.push(address.clone());
@@ -101,9 +101,9 @@ pub fn remember(given: Given) {
 /// its parent's listeners are its own, before it says so itself (a
 /// worker's boot hooks run before it serves).
 pub(crate) fn adopt(parent: libc::pid_t) {
-    let mut known = known();
-    if known.pid == parent {
-        known.pid = this_process();
+    let mut remembered = remembered();
+    if remembered.pid == parent {
+        remembered.pid = this_process();
     }
 }
 
@@ -114,7 +114,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     fn addresses_of(pid: libc::pid_t) -> Vec<SockAddr> {
-        known()
+        remembered()
             .of(pid)
             .map_or_else(Vec::new, |ours| ours.addresses.clone())
     }
@@ -125,8 +125,8 @@ mod tests {
         let address = SockAddr::Inet(server.local_addr().unwrap());
         remember(Given::AllOpen);
         remember(Given::Fds(&[server.as_raw_fd()]));
-        let known = addresses_of(this_process());
-        assert_eq!(known.iter().filter(|a| **a == address).count(), 1);
+        let ours = addresses_of(this_process());
+        assert_eq!(ours.iter().filter(|a| **a == address).count(), 1);
         assert!(addresses_of(this_process() + 1).is_empty());
     }
 
@@ -135,7 +135,7 @@ mod tests {
         let ours = TcpListener::bind("127.0.0.1:0").unwrap();
         let (reader, _writer) = nix::unistd::pipe().unwrap();
         remember(Given::Fds(&[ours.as_raw_fd(), reader.as_raw_fd()]));
-        let known = addresses_of(this_process());
-        assert!(known.contains(&SockAddr::Inet(ours.local_addr().unwrap())));
+        let addresses = addresses_of(this_process());
+        assert!(addresses.contains(&SockAddr::Inet(ours.local_addr().unwrap())));
     }
 }

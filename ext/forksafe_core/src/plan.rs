@@ -66,7 +66,7 @@ impl Plan {
     /// What this plan does in a child of a process of role `parent`: the
     /// one place the policy table is written.
     pub fn for_child(self, parent: Role) -> ForChild {
-        let known = parent != Role::Unknown;
+        let has_role = parent != Role::Unknown;
         match self {
             Plan::Pass {
                 keep,
@@ -80,11 +80,11 @@ impl Plan {
                 role: Role::Unknown,
             },
             Plan::ServerOwn => ForChild {
-                pass: known.then(|| ChildPass::of_role(false)),
-                role: if known { Role::Master } else { Role::Unknown },
+                pass: has_role.then(|| ChildPass::of_role(false)),
+                role: if has_role { Role::Master } else { Role::Unknown },
             },
             Plan::AppFork => ForChild {
-                pass: known.then(|| ChildPass::of_role(true)),
+                pass: has_role.then(|| ChildPass::of_role(true)),
                 role: Role::Unknown,
             },
             Plan::NoPass => ForChild {

@@ -1,5 +1,6 @@
-//! Every call the crate makes into the C library, each behind a small safe
-//! wrapper: the other modules hold no `unsafe` and call no `libc` function.
+//! Every raw call the crate makes into the C library, each behind a small
+//! safe wrapper: the other modules hold no `unsafe` and call no `libc`
+//! function (nix's safe ones, yes).
 //!
 //! Each `unsafe` block below says why it is sound: what memory the kernel
 //! reads or writes, and that it is ours, whole, for the length of the call.
