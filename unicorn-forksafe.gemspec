@@ -5,7 +5,7 @@ require_relative "lib/unicorn/forksafe/version"
 Gem::Specification.new do |spec|
   spec.name = "unicorn-forksafe"
   spec.version = ForkSafe::VERSION
-  spec.summary = "Makes fork inside a running Unicorn or Puma server safe for its clients"
+  spec.summary = "Makes fork inside a running web server (unicorn, puma, pitchfork, Passenger, Thin) safe"
   spec.description = <<~TEXT
     A forked child inherits every client connection of the server that forked
     it, and keeps them open after the server has closed them. This gem has the

@@ -28,7 +28,7 @@ namespace :gem do
   task(:aarch64_libs) { sh "bin/aarch64-build", AARCH64_LIBS, *PLATFORM_APIS }
 end
 
-# One line for the README: what ran, where, its count and its time.
+# One line for docs/RELEASING.md: what ran, where, its count and its time.
 def aarch64_result(specs, seconds)
   require "json"
   summary = begin

@@ -3,7 +3,7 @@
 require_relative "../core"
 
 module ForkSafe
-  # Rack middleware for servers without an integration (WEBrick, Thin, ...):
+  # Rack middleware for servers without an integration (WEBrick, ...):
   #
   #   use ForkSafe::Rack
   #
