@@ -207,7 +207,7 @@ fn int_sockopt(fd: RawFd, opt: libc::c_int) -> Result<libc::c_int, Errno> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
@@ -439,23 +439,25 @@ mod tests {
         );
     }
 
+    /// A TCP socket bound to `addr` with SO_REUSEPORT, not yet listening.
+    pub(crate) fn reuseport(addr: &nix::sys::socket::SockaddrIn) -> std::os::fd::OwnedFd {
+        use nix::sys::socket::{bind, setsockopt, socket, sockopt};
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType};
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        setsockopt(&fd, sockopt::ReusePort, &true).unwrap();
+        bind(fd.as_raw_fd(), addr).unwrap();
+        fd
+    }
+
     #[test]
     fn real_reset_client_and_reuseport_socket_not_yet_listening() {
-        use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt};
-        use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
-        use std::os::fd::OwnedFd;
-        let reuseport = |addr: &SockaddrIn| -> OwnedFd {
-            let fd = socket(
-                AddressFamily::Inet,
-                SockType::Stream,
-                SockFlag::SOCK_CLOEXEC,
-                None,
-            )
-            .unwrap();
-            setsockopt(&fd, sockopt::ReusePort, &true).unwrap();
-            bind(fd.as_raw_fd(), addr).unwrap();
-            fd
-        };
+        use nix::sys::socket::{listen, setsockopt, sockopt, Backlog, SockaddrIn};
         let server = reuseport(&"127.0.0.1:0".parse().unwrap());
         listen(&server, Backlog::new(8).unwrap()).unwrap();
         let server = TcpListener::from(server);

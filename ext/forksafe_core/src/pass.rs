@@ -328,18 +328,9 @@ mod tests {
 
     #[test]
     fn the_app_s_listener_on_the_server_s_port_is_the_app_s() {
-        use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt};
-        use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
+        use nix::sys::socket::{listen, Backlog, SockaddrIn};
         let reuseport = |addr: SockaddrIn| -> TcpListener {
-            let fd = socket(
-                AddressFamily::Inet,
-                SockType::Stream,
-                SockFlag::SOCK_CLOEXEC,
-                None,
-            )
-            .unwrap();
-            setsockopt(&fd, sockopt::ReusePort, &true).unwrap();
-            bind(fd.as_raw_fd(), &addr).unwrap();
+            let fd = crate::classify::tests::reuseport(&addr);
             listen(&fd, Backlog::new(8).unwrap()).unwrap();
             TcpListener::from(fd)
         };
