@@ -33,10 +33,11 @@ static INSTALLED: Once = Once::new();
 static FORKING: AtomicI32 = AtomicI32::new(0);
 /// Which locks the prepare handler took, one bit each (see `Lock`).
 static TAKEN: AtomicU8 = AtomicU8::new(0);
-/// How long the prepare handler waits for a lock: far longer than any
-/// section it guards takes another thread, and short enough for a fork
-/// whose own thread holds it (see `before`).
-const PATIENCE: Duration = Duration::from_millis(20);
+/// How long the prepare handler waits for a lock another thread holds:
+/// far longer than any section it guards takes, even with its thread
+/// preempted on a loaded machine. One this thread holds is not waited for
+/// (see `before`).
+const PATIENCE: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy)]
 enum Lock {
@@ -74,6 +75,16 @@ impl Lock {
         }
     }
 
+    /// In the child, a lock not taken: see `ForkLock::mend_in_child`.
+    fn mend(self) {
+        match self {
+            Lock::InFlight => in_flight::mend_in_child(),
+            Lock::Kit => kit::mend_in_child(),
+            Lock::Ledger => ledger::mend_in_child(),
+            Lock::Listeners => listeners::mend_in_child(),
+        }
+    }
+
     /// Taken by the prepare handler of this fork: what it guards is whole,
     /// and no thread of this process is inside it.
     fn taken(self) -> bool {
@@ -90,10 +101,11 @@ pub fn install() -> Result<(), Errno> {
 
 /// In the parent, on the forking thread: every lock the child will need
 /// is taken, so no other thread is halfway through the data it guards when
-/// the process is copied (see `fork_lock`). A lock that stays held may be
-/// held by this very thread, interrupted inside this crate by a signal
-/// whose handler forks: it is left alone, and what it guards goes unused
-/// by this fork's handlers (the child falls back to what its role says).
+/// the process is copied (see `fork_lock`). A lock held by this very
+/// thread, interrupted inside this crate by a signal whose handler forks,
+/// is not waited for: it is left alone, and what it guards goes unused by
+/// this fork's handlers (the child falls back to what its role says). One
+/// another thread holds past `PATIENCE` is mended in the child.
 extern "C" fn before() {
     FORKING.store(pid::this_process(), Ordering::Relaxed);
     let taken = Lock::ALL
@@ -127,6 +139,10 @@ extern "C" fn in_parent() {
 /// A panic must not unwind into fork's caller: the pass is then left undone.
 extern "C" fn in_child() {
     release_locks();
+    Lock::ALL
+        .iter()
+        .filter(|lock| !lock.taken())
+        .for_each(|lock| lock.mend());
     let _ = catch_unwind(pass_in_child);
 }
 
@@ -202,5 +218,34 @@ mod tests {
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert_eq!(libc::WEXITSTATUS(status), 0);
         assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+
+    /// Another thread holds a lock past the prepare handler's patience (a
+    /// thread preempted on a loaded machine): the child, which has no such
+    /// thread, still gets the lock, and what it guards afresh.
+    #[test]
+    fn a_lock_another_thread_holds_through_the_fork_is_mended_in_the_child() {
+        install().unwrap();
+        let (held, hold) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let ledger = ledger::LEDGER.lock();
+            held.send(()).unwrap();
+            std::thread::sleep(PATIENCE + Duration::from_millis(500));
+            drop(ledger);
+        });
+        hold.recv().unwrap();
+        // SAFETY: test-only, as above; the child takes a spin lock of its
+        // own memory and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let got = ledger::LEDGER.try_lock(Duration::from_millis(100)).is_some();
+            // SAFETY: ends the child at once, as above.
+            unsafe { libc::_exit(i32::from(!got)) };
+        }
+        holder.join().unwrap();
+        let mut status = 0;
+        // SAFETY: test-only, as above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!(libc::WEXITSTATUS(status), 0);
     }
 }

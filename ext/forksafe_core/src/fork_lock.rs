@@ -15,12 +15,24 @@
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct ForkLock<T> {
     held: AtomicBool,
+    /// The thread holding it (`this_thread`), 0 when none or not said yet.
+    owner: AtomicUsize,
     data: UnsafeCell<T>,
+}
+
+thread_local! {
+    static MARK: u8 = const { 0 };
+}
+
+/// A token of the calling thread: the address of its own thread-local, the
+/// same in a child for the thread that forked it.
+fn this_thread() -> usize {
+    MARK.with(|mark| mark as *const u8 as usize)
 }
 
 // SAFETY: the data is reached only through a guard, which one thread at a
@@ -35,6 +47,7 @@ impl<T> ForkLock<T> {
     pub const fn new(data: T) -> Self {
         Self {
             held: AtomicBool::new(false),
+            owner: AtomicUsize::new(0),
             data: UnsafeCell::new(data),
         }
     }
@@ -54,6 +67,7 @@ impl<T> ForkLock<T> {
         {
             std::thread::yield_now();
         }
+        self.owner.store(this_thread(), Ordering::Relaxed);
     }
 
     /// Takes the lock unless it stays held for `patience`: for the prepare
@@ -67,6 +81,7 @@ impl<T> ForkLock<T> {
     /// The same, with a guard: the prepare handler may set the data in
     /// order for the child before it forgets the guard, and so holds the
     /// lock across the fork.
+    /// Held by this very thread, it is not waited for.
     pub fn try_lock(&self, patience: Duration) -> Option<Guard<'_, T>> {
         let started = Instant::now();
         loop {
@@ -75,9 +90,10 @@ impl<T> ForkLock<T> {
                 .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
+                self.owner.store(this_thread(), Ordering::Relaxed);
                 return Some(Guard { lock: self });
             }
-            if started.elapsed() >= patience {
+            if self.owner.load(Ordering::Relaxed) == this_thread() || started.elapsed() >= patience {
                 return None;
             }
             std::thread::yield_now();
@@ -85,7 +101,27 @@ impl<T> ForkLock<T> {
     }
 
     pub fn release(&self) {
+        self.owner.store(0, Ordering::Relaxed);
         self.held.store(false, Ordering::Release);
+    }
+
+    /// In a child, for a lock the prepare handler could not take: held at
+    /// the fork by another thread, which the child does not have, it would
+    /// stay held for ever, and the first use would spin for ever (with
+    /// Ruby's GVL: the process deaf even to TERM). What it guards may be
+    /// half-written: it is forgotten, not dropped, and `fresh` takes its
+    /// place. Held by this thread (a fork from a signal handler that
+    /// interrupted it), or by a thread not yet said, it is left alone.
+    pub fn mend_in_child(&self, fresh: T) {
+        let owner = self.owner.load(Ordering::Relaxed);
+        if !self.held.load(Ordering::Relaxed) || owner == 0 || owner == this_thread() {
+            return;
+        }
+        // SAFETY: the child has one thread, this one, and the lock's holder
+        // is another, gone with the fork: no reference to the data is live.
+        // ptr::write drops nothing of the old value.
+        unsafe { std::ptr::write(self.data.get(), fresh) };
+        self.release();
     }
 }
 

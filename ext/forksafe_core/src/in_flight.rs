@@ -94,6 +94,11 @@ const PRUNE_FROM: usize = 64;
 
 pub(crate) static IN_FLIGHT: ForkLock<InFlight> = ForkLock::new(InFlight::new(0));
 
+/// In a child whose parent's table was being changed at the fork: empty.
+pub(crate) fn mend_in_child() {
+    IN_FLIGHT.mend_in_child(InFlight::new(0));
+}
+
 pub(crate) fn table() -> Guard<'static, InFlight> {
     IN_FLIGHT.lock()
 }

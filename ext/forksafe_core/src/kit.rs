@@ -45,6 +45,11 @@ pub struct Kit {
 /// Read by the child's pass inside fork; see `fork_lock`.
 pub(crate) static KIT: ForkLock<Kit> = ForkLock::new(Kit::EMPTY);
 
+/// In a child whose parent's kit was being changed at the fork: none.
+pub(crate) fn mend_in_child() {
+    KIT.mend_in_child(Kit::EMPTY);
+}
+
 impl Kit {
     const EMPTY: Kit = Kit {
         owner: 0,

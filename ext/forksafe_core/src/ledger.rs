@@ -26,6 +26,11 @@ pub struct Ledger {
 /// Written by the fork handlers inside fork; see `fork_lock`.
 pub(crate) static LEDGER: ForkLock<Ledger> = ForkLock::new(Ledger::new(0));
 
+/// In a child whose parent's ledger was being written at the fork: a fresh one.
+pub(crate) fn mend_in_child() {
+    LEDGER.mend_in_child(Ledger::new(0));
+}
+
 /// This process's ledger.
 pub fn ledger() -> Guard<'static, Ledger> {
     let mut ledger = LEDGER.lock();

@@ -47,14 +47,23 @@ impl Remembered {
     }
 }
 
-/// Read by the child's pass inside fork; see `fork_lock`.
-pub(crate) static REMEMBERED: ForkLock<Remembered> = ForkLock::new(Remembered {
+/// No listeners, of no process.
+const NONE: Remembered = Remembered {
     pid: 0,
     listeners: ServerListeners {
         addresses: Vec::new(),
         sockets: Vec::new(),
     },
-});
+};
+
+/// Read by the child's pass inside fork; see `fork_lock`.
+pub(crate) static REMEMBERED: ForkLock<Remembered> = ForkLock::new(NONE);
+
+/// In a child whose parent's listeners were being added to at the fork:
+/// none (the child's own role remembers its own).
+pub(crate) fn mend_in_child() {
+    REMEMBERED.mend_in_child(NONE);
+}
 
 pub(crate) fn remembered() -> Guard<'static, Remembered> {
     REMEMBERED.lock()
