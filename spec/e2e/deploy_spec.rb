@@ -91,7 +91,7 @@ RSpec.describe "deploys under load, with the gem", :e2e, compat: %w[unicorn puma
       wait_for_log(server, /booted/, 2)
       requests = under_load(server.port) do
         Process.kill(:USR2, server.pid)
-        wait_for_log(server, /Use Ctrl-C to stop/, 2)
+        wait_for_log(server, /Use Ctrl-C to stop/, 2, limit: Support::Stops::WORKER_STOP) # its workers stopped first
         wait_for_log(server, /booted/, 4)
       end
       expect_served_throughout(server, requests)
@@ -102,7 +102,7 @@ RSpec.describe "deploys under load, with the gem", :e2e, compat: %w[unicorn puma
       wait_for_log(server, /booted/, 2)
       requests = under_load(server.port) do
         Process.kill(:USR1, server.pid)
-        wait_for_log(server, /booted.*phase: 1/, 2)
+        wait_for_log(server, /booted.*phase: 1/, 2, limit: Support::Stops::WORKER_STOP)
       end
       expect_served_throughout(server, requests)
     end

@@ -47,7 +47,7 @@ RSpec.describe "puma with forking requests", :e2e, compat: %w[puma debian13 ruby
     server = start_puma(threads: 2, workers: 2, options: ["--fork-worker"])
     booted = wait_for_log(server, /booted/, 2)
     Process.kill(:URG, server.pid) # refork: worker 0 forks worker 1 anew
-    wait_for_log(server, /booted/, booted + 1)
+    wait_for_log(server, /booted/, booted + 1, limit: Support::Stops::WORKER_STOP) # worker 1 stopped first
     expect(forking_statuses(server, 10)).to all(eq("200"))
     seconds, response = http_get(server.port, "/fork?via=plain&life=6&raise=1")
     expect(seconds).to be < 1
@@ -95,20 +95,17 @@ RSpec.describe "puma with forking requests", :e2e, compat: %w[puma debian13 ruby
     File.readlines(server.log).grep(/job supervisor/).first
   end
 
-  # Puma's cluster stop waits up to worker_shutdown_timeout (30 s) for a
-  # worker that hangs in its own shutdown, gem or not (seen on Ruby 3.4
-  # under load): the stop is given longer than that.
   { "single mode" => 0, "cluster mode (-w 2)" => 2 }.each do |mode, workers|
     it "frees the port at a graceful stop while a plugin's job supervisor forked after boot lives (#{mode})" do
       server = start_with_supervisor(gem: true, workers:)
       supervisor = supervisor_forked(server)
       expect(http_get(server.port, "/").last).to end_with("hello\n") # puma kept its listener
-      expect(orphan_after_stop(server, :TERM, limit: 45) { supervisor }).to eq(:port_free)
+      expect(orphan_after_stop(server, :TERM) { supervisor }).to eq(:port_free)
     end
 
     it "without the gem, leaves a plugin's job supervisor forked after boot holding the port (#{mode})" do
       server = start_with_supervisor(gem: false, workers:)
-      expect(orphan_after_stop(server, :TERM, limit: 45) { supervisor_forked(server) }).to eq(:port_held)
+      expect(orphan_after_stop(server, :TERM) { supervisor_forked(server) }).to eq(:port_held)
     end
   end
 
@@ -142,12 +139,12 @@ RSpec.describe "puma with forking requests", :e2e, compat: %w[puma debian13 ruby
       server = start_with_hook_child(gem: true, hook:)
       child = hook_child_forked(server)
       expect(http_get(server.port, "/").last).to end_with("hello\n") # the workers kept the listener
-      expect(orphan_after_stop(server, :TERM, limit: 45) { child }).to eq(:port_free)
+      expect(orphan_after_stop(server, :TERM) { child }).to eq(:port_free)
     end
 
     it "without the gem, leaves a child forked in #{hook} holding the port" do
       server = start_with_hook_child(gem: false, hook:)
-      expect(orphan_after_stop(server, :TERM, limit: 45) { hook_child_forked(server) }).to eq(:port_held)
+      expect(orphan_after_stop(server, :TERM) { hook_child_forked(server) }).to eq(:port_held)
     end
   end
 

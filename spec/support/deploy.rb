@@ -79,7 +79,9 @@ module Support
 
     private
 
-    def request(port, path, limit: 20)
+    # A request made while a puma master waits for its workers to stop
+    # before it execs itself waits with it (see Stops::WORKER_STOP).
+    def request(port, path, limit: Stops::WORKER_STOP)
       started = monotonic
       socket = TCPSocket.new("127.0.0.1", port)
       socket.write("GET #{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")

@@ -32,15 +32,23 @@ module Support
 
   # A server's graceful stop, and what it leaves behind.
   module Stops
+    # How long a wait that spans a server's stopping of a worker allows: a
+    # puma worker may hang in its own shutdown, gem or not, its server
+    # thread parked for ever in IO#close of the notify pipe a signal
+    # handler is writing to (puma issue 3677, in every puma of the matrix;
+    # seen here on Ruby 3.3 and 3.4 with a busy CPU), until the master
+    # kills it past worker_shutdown_timeout, 30 s.
+    WORKER_STOP = 45
+
     # Sends a signal to the server's master and waits until it has exited.
-    def stop_server(server, signal = :QUIT, limit: 20)
+    def stop_server(server, signal = :QUIT, limit: WORKER_STOP)
       Process.kill(signal, server.pid)
       Timeout.timeout(limit) { Process.wait(server.pid) }
     end
 
     # Whether the port binds once the server has stopped, while an orphan
     # (forked by the request the block makes) still lives.
-    def orphan_after_stop(server, signal, limit: 20)
+    def orphan_after_stop(server, signal, limit: WORKER_STOP)
       raise "the request forked no child" unless yield(server).include?("forked")
 
       stop_server(server, signal, limit:)
