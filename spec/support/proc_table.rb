@@ -2,8 +2,12 @@
 
 module Support
   # What /proc says of other processes: open fds, resident memory, children
-  # and their states (Z: a zombie nobody reaped).
+  # and their states (Z: a zombie nobody reaped), threads.
   module ProcTable
+    # A thread of a process: its name, its state (R running, S asleep) and
+    # the kernel function it sleeps in.
+    Task = Struct.new(:name, :state, :wchan)
+
     def fd_count(pid)
       Dir.children("/proc/#{pid}/fd").size
     end
@@ -24,6 +28,12 @@ module Support
         children[Integer(File.basename(dir))] = state if Integer(parent) == pid
       rescue Errno::ENOENT, Errno::ESRCH
         next # exited while we looked
+      end
+    end
+
+    def threads_of(pid)
+      Dir.glob("/proc/#{pid}/task/*").map do |dir|
+        Task.new(File.read("#{dir}/comm").strip, stat_fields(dir).first, File.read("#{dir}/wchan"))
       end
     end
 
