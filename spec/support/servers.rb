@@ -39,9 +39,10 @@ module Support
     # puma process may hang in its own shutdown, gem or not, its server
     # thread parked for ever in IO#close of the notify pipe its signal
     # handler is writing to (puma issue 3677, in every puma of the matrix;
-    # seen here on Debian 13's Ruby 3.3 with a busy CPU: 2 hangs in 15
-    # TERMs of a cluster, 3 in 60 of single mode). A cluster's master
-    # kills such a worker past worker_shutdown_timeout, 30 s.
+    # seen here on Debian 13's Ruby 3.3, both cores kept busy by other
+    # processes: 2 hangs in 15 TERMs of a cluster, 3 in 60 of single mode).
+    # A cluster's master kills such a worker past worker_shutdown_timeout,
+    # 30 s.
     WORKER_STOP = 45
 
     # Sends a signal to the server's master and waits until it has exited.
