@@ -6,7 +6,11 @@ module Support
   module ProcTable
     # A thread of a process: its name, its state (R running, S asleep) and
     # the kernel function it sleeps in.
-    Task = Struct.new(:name, :state, :wchan)
+    Task = Struct.new(:name, :state, :wchan) do
+      def running? = state == "R"
+
+      def asleep_on_futex? = state == "S" && wchan.start_with?("futex")
+    end
 
     def fd_count(pid)
       Dir.children("/proc/#{pid}/fd").size

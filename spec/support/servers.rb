@@ -62,12 +62,13 @@ module Support
     end
 
     # Puma's hang as /proc shows it: its server thread ("puma srv") asleep
-    # on a futex, and no thread of the process running (a thread spinning,
-    # or holding the GVL, is some other hang).
+    # on a futex in its last steps, its thread pool and reactor gone (every
+    # request ended), and no thread running. A hang in a request, in a
+    # close of a client, or a thread spinning is some other hang.
     def hung_in_puma_shutdown?(pid)
       threads = threads_of(pid)
-      threads.none? { |task| task.state == "R" } &&
-        threads.any? { |task| task.name == "puma srv" && task.state == "S" && task.wchan.start_with?("futex") }
+      threads.none? { |task| task.running? || task.name.start_with?("puma srv tp", "puma reactor") } &&
+        threads.any? { |task| task.name == "puma srv" && task.asleep_on_futex? }
     rescue SystemCallError
       false
     end
