@@ -48,7 +48,8 @@ RSpec.describe "pitchfork with forking requests", :e2e, compat: %w[pitchfork] do
     seconds, response = http_get(server.port, "/fork?via=native&raise=1&life=3")
     expect(seconds).to be > 2.5
     expect(response).to start_with("HTTP/1.1 500")
-    expect(http_get(server.port, "/fork?via=plain&life=8", limit: 2).last).to include("forked")
+    expect(http_get(server.port, "/fork?via=plain&life=#{Support::Stops::ORPHAN_LIFE}", limit: 2).last)
+      .to include("forked")
     stop_server(server)
     expect { TCPServer.new("127.0.0.1", server.port).close }.to raise_error(Errno::EADDRINUSE)
   end

@@ -31,7 +31,7 @@ RSpec.describe "a Rails app whose requests fork", :e2e, compat: %w[debian13] do
   # the gem the child holds the connection too: what came in two seconds is
   # the response.
   def port_after_stop(server, signal, path)
-    orphan_after_stop(server, signal) { rails_get(server, path, 8, limit: 2).last }
+    orphan_after_stop(server, signal) { rails_get(server, path, Support::Stops::ORPHAN_LIFE, limit: 2).last }
   end
 
   it "runs the gem installed from its platform .gem, not this checkout" do

@@ -138,7 +138,8 @@ RSpec.describe "Thin with forking requests", :e2e, compat: %w[thin] do
 
     it "without the gem, leaves the orphan of #{name} holding the port" do
       server = start_thin(gem: false)
-      port = orphan_after_stop(server, :TERM) { http_get(server.port, "/fork?#{query}&life=8").last }
+      life = Support::Stops::ORPHAN_LIFE
+      port = orphan_after_stop(server, :TERM) { http_get(server.port, "/fork?#{query}&life=#{life}").last }
       expect(port).to eq(:port_held)
     end
   end

@@ -97,7 +97,12 @@ RSpec.shared_examples "a server whose app forks" do |graceful_stop:, features:|
   # Without the gem the child holds the connection too: what came in two
   # seconds is the response.
   def orphan_request(server, query = "via=plain")
-    http_get(server.port, "/fork?#{query}&life=8", limit: 2).last
+    http_get(server.port, orphan_path(query), limit: 2).last
+  end
+
+  # A request whose child outlives any stop (Stops::ORPHAN_LIFE).
+  def orphan_path(query = "via=plain")
+    "/fork?#{query}&life=#{Support::Stops::ORPHAN_LIFE}"
   end
 
   orphans = {
@@ -110,7 +115,7 @@ RSpec.shared_examples "a server whose app forks" do |graceful_stop:, features:|
   end
   if features.include?(:clean_thread_locals)
     orphans["a fork in a pipelined keep-alive request under clean_thread_locals"] =
-      [{ config: "clean_thread_locals true" }, ->(server) { pipelined(server, "/", "/fork?via=plain&life=8") }]
+      [{ config: "clean_thread_locals true" }, ->(server) { pipelined(server, "/", orphan_path) }]
   end
 
   orphans.each do |name, (options, request)|

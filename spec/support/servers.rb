@@ -44,6 +44,10 @@ module Support
     # A cluster's master kills such a worker past worker_shutdown_timeout,
     # 30 s.
     WORKER_STOP = 45
+    # How long an orphan lives that a stop is to leave holding the port:
+    # longer than any stop may take, or the port's check could find it
+    # gone. The cleanup kills it with the server's process group.
+    ORPHAN_LIFE = WORKER_STOP + 15
 
     # Sends a signal to the server's master and waits until it has exited.
     # A puma found hung in its own shutdown at the limit is killed, with a
