@@ -10,6 +10,8 @@ module Support
       def running? = state == "R"
 
       def asleep_on_futex? = state == "S" && wchan.start_with?("futex")
+
+      def to_s = "#{name} #{state} #{wchan}"
     end
 
     def fd_count(pid)

@@ -58,12 +58,16 @@ module Support
       Process.kill(signal, server.pid)
       Timeout.timeout(limit) { Process.wait(server.pid) }
     rescue Timeout::Error
-      raise unless hung_in_puma_shutdown?(server.pid)
+      raise Timeout::Error, "still running #{limit}s after #{signal}: #{threads(server.pid)}" \
+        unless hung_in_puma_shutdown?(server.pid)
 
       warn "puma #{server.pid} hung in its own shutdown (puma issue 3677): killed"
       Process.kill(:KILL, server.pid)
       Process.wait(server.pid)
     end
+
+    # Process `pid`'s threads, for a message: "name state wchan, ...".
+    def threads(pid) = threads_of(pid).join(", ")
 
     # Puma's hang as /proc shows it: its server thread ("puma srv") asleep
     # on a futex in its last steps, its thread pool and reactor gone (every
